@@ -1,0 +1,104 @@
+"""Find and read the articles of a corpus folder: text, title and sidecar metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ARTICLE_SUFFIXES = (".txt", ".md")
+TITLE_MAX_CHARS = 120
+# A first line is a heading when it is short and does not end like a sentence.
+_SENTENCE_END = re.compile(r"[.!?:;,…]['\"”’)\]]*$")
+_MARKDOWN_HEADING = re.compile(r"^#{1,6}\s+")
+
+
+@dataclass(frozen=True)
+class Article:
+    """One source file: its name relative to the corpus folder, its text and metadata."""
+
+    name: str
+    text: str
+    title: str
+    sha256: str
+    publisher: str | None = None
+    date: str | None = None
+    url: str | None = None
+
+
+def read_corpus(folder: Path | str) -> list[Article]:
+    """Read every UTF-8 `.txt`/`.md` article under `folder`, sorted by name.
+
+    Files that are empty or not valid UTF-8 are skipped with a warning.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"corpus folder not found: {folder}")
+    articles = []
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file() or path.suffix.lower() not in ARTICLE_SUFFIXES:
+            continue
+        article = read_article(path, path.relative_to(folder).as_posix())
+        if article is not None:
+            articles.append(article)
+    return articles
+
+
+def read_article(path: Path, name: str) -> Article | None:
+    """Read one article, or return None (with a warning) when it cannot be used."""
+    raw = path.read_bytes()
+    try:
+        # Plain UTF-8 (a byte-order mark stays a character) so offsets agree with
+        # any reader that decodes the file the same standard way.
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        log.warning("skipping %s: not valid UTF-8 (%s)", path, exc.reason)
+        return None
+    if not text.strip():
+        log.warning("skipping %s: empty file", path)
+        return None
+    meta = read_sidecar(path)
+    return Article(
+        name=name,
+        text=text,
+        title=meta.get("title") or derive_title(text),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        publisher=meta.get("publisher"),
+        date=meta.get("date"),
+        url=meta.get("url"),
+    )
+
+
+def read_sidecar(path: Path) -> dict[str, str]:
+    """Metadata from `<stem>.json` beside the article (title, publisher, date, url), if any."""
+    sidecar = path.with_suffix(".json")
+    if not sidecar.is_file():
+        return {}
+    try:
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        log.warning("ignoring %s: not a valid UTF-8 JSON file (%s)", sidecar, exc)
+        return {}
+    if not isinstance(data, dict):
+        log.warning("ignoring %s: expected a JSON object", sidecar)
+        return {}
+    wanted = ("title", "publisher", "date", "url")
+    return {key: str(data[key]).strip() for key in wanted if data.get(key)}
+
+
+def derive_title(text: str) -> str:
+    """The first line when it reads as a heading, otherwise the opening words of the text."""
+    first_line = next(line.strip() for line in text.splitlines() if line.strip())
+    if _MARKDOWN_HEADING.match(first_line):
+        return _MARKDOWN_HEADING.sub("", first_line)
+    if len(first_line) <= TITLE_MAX_CHARS and not _SENTENCE_END.search(first_line):
+        return first_line
+    opening = re.split(r"(?<=[.!?])\s", first_line, maxsplit=1)[0]
+    if len(opening) <= TITLE_MAX_CHARS:
+        return opening.rstrip(".")
+    return opening[:TITLE_MAX_CHARS].rsplit(" ", 1)[0] + "…"

@@ -1,0 +1,277 @@
+"""The Whoosh index of passages: schema, building into a new generation, opening.
+
+Layout of the index folder::
+
+    index/
+      current -> gen-20261126T212233-1a2b3c4d   (symlink, swapped atomically)
+      gen-.../                                  (Whoosh files + manifest.json)
+
+Each generation is self-contained: its manifest holds the article texts the
+offsets refer to, so a running service never cites text from another build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from whoosh import index as whoosh_index
+from whoosh.analysis import (
+    STOP_WORDS,
+    Filter,
+    LowercaseFilter,
+    RegexTokenizer,
+    StemFilter,
+    StopFilter,
+)
+from whoosh.fields import ID, STORED, TEXT, Schema
+
+from .corpus import Article, read_corpus
+from .passages import SPLITTER_VERSION, split_passages
+from .results import SourceDocument
+
+log = logging.getLogger(__name__)
+
+# Bump when the schema or analyzer changes so that existing indexes are rebuilt.
+INDEX_FORMAT = 1
+CURRENT_LINK = "current"
+MANIFEST = "manifest.json"
+GENERATIONS_KEPT = 2  # the current one and the one before, for requests still reading it
+
+
+class IndexUnavailable(RuntimeError):
+    """The index folder holds no usable generation."""
+
+
+class DigitGroupFilter(Filter):
+    """Drop thousands separators so "$1,000" and "$1000" index the same term."""
+
+    def __call__(self, tokens):
+        for token in tokens:
+            if "," in token.text:
+                token.text = token.text.replace(",", "")
+            yield token
+
+
+def make_analyzer(stoplist: frozenset[str] = STOP_WORDS):
+    """Words and numbers (with their separators), lower-cased, stop words out, stemmed."""
+    tokenizer = RegexTokenizer(r"\d+(?:[.,]\d+)*|\w+(?:\.\w+)*")
+    stop = StopFilter(stoplist=stoplist)
+    return tokenizer | LowercaseFilter() | DigitGroupFilter() | stop | StemFilter()
+
+
+ANALYZER = make_analyzer()
+SCHEMA = Schema(
+    id=ID(stored=True, unique=True),
+    source=ID(stored=True),
+    title=TEXT(analyzer=ANALYZER, stored=True),
+    text=TEXT(analyzer=ANALYZER, stored=True),
+    # Offsets and sentence spans, read back only for the hits.
+    location=STORED,
+)
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What `build_index` did."""
+
+    generation: str
+    built: bool
+    articles: int
+    passages: int
+
+
+def build_index(
+    seeds_dir: Path | str, index_dir: Path | str, *, force: bool = False
+) -> BuildReport:
+    """Index the articles of `seeds_dir` into a new generation and make it current.
+
+    Does nothing when the articles, splitter and schema are unchanged since the
+    current generation, unless `force`. A failed build leaves the current
+    generation untouched.
+    """
+    index_dir = Path(index_dir)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    articles = read_corpus(seeds_dir)
+    if not articles:
+        raise ValueError(f"no readable .txt or .md articles in {seeds_dir}")
+    corpus_hash = _corpus_hash(articles)
+    with _build_lock(index_dir):
+        current = _read_current_manifest(index_dir)
+        if current and current["corpus_hash"] == corpus_hash and not force:
+            return BuildReport(current["generation"], False, len(articles), current["passages"])
+        building = Path(tempfile.mkdtemp(prefix=".building-", dir=index_dir))
+        try:
+            manifest = _write_generation(building, articles, corpus_hash)
+            generation = index_dir / manifest["generation"]
+            building.rename(generation)
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+        _point_current_at(index_dir, generation.name)
+        _remove_old_generations(index_dir)
+    return BuildReport(generation.name, True, len(articles), manifest["passages"])
+
+
+def _write_generation(folder: Path, articles: list[Article], corpus_hash: str) -> dict:
+    """Write the Whoosh index and manifest for `articles` into `folder`."""
+    ix = whoosh_index.create_in(str(folder), SCHEMA)
+    sources = []
+    total = 0
+    # The writer commits on success and cancels if anything raises.
+    with ix.writer() as writer:
+        for article in articles:
+            passages = split_passages(article.text, article.name)
+            for passage in passages:
+                writer.add_document(
+                    id=passage.id,
+                    source=article.name,
+                    title=article.title,
+                    text=passage.text,
+                    location={
+                        "start": passage.start,
+                        "end": passage.end,
+                        "byte_start": passage.byte_start,
+                        "byte_end": passage.byte_end,
+                        "line_start": passage.line_start,
+                        "line_end": passage.line_end,
+                        "sentences": passage.sentences,
+                    },
+                )
+            total += len(passages)
+            sources.append(
+                {
+                    "name": article.name,
+                    "title": article.title,
+                    "publisher": article.publisher,
+                    "date": article.date,
+                    "url": article.url,
+                    "passages": len(passages),
+                    "text": article.text,
+                }
+            )
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    manifest = {
+        "generation": f"gen-{stamp}-{corpus_hash[:8]}",
+        "corpus_hash": corpus_hash,
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "passages": total,
+        "sources": sources,
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    return manifest
+
+
+def _corpus_hash(articles: list[Article]) -> str:
+    """Fingerprint of everything that decides the index's content."""
+    digest = hashlib.sha256(f"format={INDEX_FORMAT};splitter={SPLITTER_VERSION}".encode())
+    for article in articles:
+        meta = (article.name, article.sha256, article.title, article.publisher, article.date)
+        digest.update(json.dumps([*meta, article.url]).encode())
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _build_lock(index_dir: Path) -> Iterator[None]:
+    """One build at a time per index folder, across processes."""
+    with open(index_dir / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _point_current_at(index_dir: Path, generation: str) -> None:
+    """Swap the `current` symlink in one atomic rename."""
+    link = index_dir / f".{CURRENT_LINK}.{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        link.unlink()
+    link.symlink_to(generation)
+    os.replace(link, index_dir / CURRENT_LINK)
+
+
+def _remove_old_generations(index_dir: Path) -> None:
+    """Delete generations beyond the newest few, never the current one."""
+    current = os.readlink(index_dir / CURRENT_LINK)
+    generations = sorted(
+        (path.name for path in index_dir.glob("gen-*") if path.is_dir()), reverse=True
+    )
+    keep = set(generations[:GENERATIONS_KEPT]) | {current}
+    for name in generations:
+        if name not in keep:
+            shutil.rmtree(index_dir / name, ignore_errors=True)
+
+
+def _read_current_manifest(index_dir: Path) -> dict | None:
+    """The manifest of the current generation, or None when there is none."""
+    try:
+        return json.loads((index_dir / CURRENT_LINK / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass
+class IndexGeneration:
+    """One opened generation: the Whoosh index and the articles it was built from."""
+
+    name: str
+    ix: whoosh_index.Index
+    sources: dict[str, SourceDocument]
+    passage_count: int
+
+    def searcher(self):
+        """A new Whoosh searcher; use it in one thread and close it (`with`)."""
+        return self.ix.searcher()
+
+
+def open_generation(index_dir: Path | str) -> IndexGeneration:
+    """Open the current generation of `index_dir`, or raise IndexUnavailable."""
+    index_dir = Path(index_dir)
+    link = index_dir / CURRENT_LINK
+    hint = f"run `qa-service index --index {index_dir}`"
+    if not link.exists():
+        raise IndexUnavailable(f"no index at {index_dir}: {hint}")
+    folder = link.resolve()
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        ix = whoosh_index.open_dir(str(folder))
+        sources = {item["name"]: SourceDocument(**item) for item in manifest["sources"]}
+        return IndexGeneration(folder.name, ix, sources, manifest["passages"])
+    except Exception as exc:  # any damage to the files means the same to the caller
+        raise IndexUnavailable(f"index at {folder} is unreadable ({exc}): {hint}") from exc
+
+
+class IndexHandle:
+    """A per-process view of an index folder that follows the `current` generation.
+
+    Open it after gunicorn forks: Whoosh file handles must not be shared
+    between processes. Each request takes its own searcher from `generation()`.
+    """
+
+    def __init__(self, index_dir: Path | str):
+        self.index_dir = Path(index_dir)
+        self._lock = threading.Lock()
+        self._generation: IndexGeneration | None = None
+
+    def generation(self) -> IndexGeneration:
+        """The current generation, reopened when a build has swapped in a new one."""
+        try:
+            current_name = os.readlink(self.index_dir / CURRENT_LINK)
+        except OSError:
+            current_name = None
+        loaded = self._generation
+        if loaded is not None and loaded.name == current_name:
+            return loaded
+        with self._lock:
+            if self._generation is None or self._generation.name != current_name:
+                self._generation = open_generation(self.index_dir)
+            return self._generation

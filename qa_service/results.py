@@ -1,0 +1,84 @@
+"""The records a question produces, shared by the domain, the client and the CLI.
+
+Plain dataclasses with no heavy imports, so the HTTP client can build the same
+types from JSON that the local search returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Span:
+    """A [start, end) range of characters in a source file."""
+
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class AnswerSpan:
+    """The words inside a passage that best answer the question."""
+
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where a passage stands in its source: character, byte and line ranges."""
+
+    source: str
+    title: str
+    start: int
+    end: int
+    byte_start: int
+    byte_end: int
+    line_start: int
+    line_end: int
+    # Link to the source page at the cited span; only the web layer knows it.
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class AnswerPassage:
+    """One ranked passage returned for a question."""
+
+    id: str
+    rank: int
+    score: float
+    text: str
+    answer: AnswerSpan
+    highlights: list[Span]
+    citation: Citation
+
+
+@dataclass(frozen=True)
+class Answers:
+    """Everything returned for one question."""
+
+    question: str
+    answerable: bool
+    took_ms: float
+    passages: list[AnswerPassage] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """An indexed article: its name, title, metadata and passage count."""
+
+    name: str
+    title: str
+    passages: int
+    publisher: str | None = None
+    date: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceDocument(SourceInfo):
+    """An indexed article with its full text, exactly as the citations index it."""
+
+    text: str = ""
