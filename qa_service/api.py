@@ -1,0 +1,138 @@
+"""The JSON API under /api/v1: validate, call the domain, dump the response."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from flask import Blueprint, abort, request, url_for
+from marshmallow import ValidationError
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+
+from . import search
+from .app import current_generation
+from .openapi import document
+from .results import Answers
+from .schemas import (
+    AnswersSchema,
+    AskQuerySchema,
+    AskRequestSchema,
+    ErrorSchema,
+    SourceDocumentSchema,
+    SourceListSchema,
+)
+
+blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+
+_ask_request = AskRequestSchema()
+_ask_query = AskQuerySchema()
+_answers = AnswersSchema()
+_source_list = SourceListSchema()
+_source_document = SourceDocumentSchema()
+
+_ERRORS = {
+    "default": {"description": "Error", "content": {"application/json": {"schema": ErrorSchema}}}
+}
+
+
+@blueprint.route("/ask", methods=["GET", "POST"])
+@document(
+    get={
+        "summary": "Answer a question given in the query string",
+        "parameters": [{"in": "query", "schema": AskQuerySchema}],
+        "responses": {
+            "200": {"content": {"application/json": {"schema": AnswersSchema}}},
+            **_ERRORS,
+        },
+    },
+    post={
+        "summary": "Answer a question",
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": AskRequestSchema}},
+        },
+        "responses": {
+            "200": {"content": {"application/json": {"schema": AnswersSchema}}},
+            **_ERRORS,
+        },
+    },
+)
+def ask():
+    """Ranked, cited passages that answer a question."""
+    if request.method == "POST":
+        params = _ask_request.load(_json_object())
+    else:
+        params = _ask_query.load(request.args.to_dict())
+    generation = current_generation()
+    sources = params.get("sources")
+    unknown = [name for name in sources or () if name not in generation.sources]
+    if unknown:
+        raise ValidationError({"sources": [f"Unknown source: {name}" for name in unknown]})
+    answers = search.ask(generation, params["question"], k=params["k"], sources=sources)
+    return _answers.dump(with_source_urls(answers))
+
+
+@blueprint.route("/sources")
+@document(
+    get={
+        "summary": "List the indexed sources",
+        "responses": {
+            "200": {"content": {"application/json": {"schema": SourceListSchema}}},
+            **_ERRORS,
+        },
+    }
+)
+def sources():
+    """Every indexed source with its title and passage count."""
+    return _source_list.dump({"sources": list(current_generation().sources.values())})
+
+
+@blueprint.route("/sources/<path:name>")
+@document(
+    get={
+        "summary": "One source with its full text",
+        "responses": {
+            "200": {"content": {"application/json": {"schema": SourceDocumentSchema}}},
+            **_ERRORS,
+        },
+    }
+)
+def source(name: str):
+    """A source's metadata and full text, exactly as the citations index it."""
+    found = current_generation().sources.get(name)
+    if found is None:
+        abort(404, f"Unknown source: {name}")
+    return _source_document.dump(found)
+
+
+def with_source_urls(answers: Answers) -> Answers:
+    """Fill in each citation's link to the source page at the cited span."""
+    passages = []
+    for passage in answers.passages:
+        citation = passage.citation
+        url = url_for(
+            "web.source",
+            name=citation.source,
+            start=citation.start,
+            end=citation.end,
+            _anchor="cited",
+            _external=True,
+        )
+        passages.append(
+            dataclasses.replace(passage, citation=dataclasses.replace(citation, url=url))
+        )
+    return dataclasses.replace(answers, passages=passages)
+
+
+def _json_object() -> dict:
+    """The request body as a JSON object, or a 415/400 error saying what is wrong."""
+    if not request.is_json:
+        raise UnsupportedMediaType(
+            "The body must be JSON sent with Content-Type: application/json."
+        )
+    try:
+        body = request.get_json()
+    except BadRequest:
+        raise BadRequest("The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.")
+    return body

@@ -1,0 +1,85 @@
+"""The Flask application factory, error handling and the per-worker index handle."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from flask import Flask, current_app, render_template, request
+from marshmallow import ValidationError
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+
+from .config import load_config
+from .index import IndexGeneration, IndexHandle, IndexUnavailable
+from .schemas import ErrorSchema
+
+log = logging.getLogger(__name__)
+_error_schema = ErrorSchema()
+
+
+def create_app(config: Mapping | None = None) -> Flask:
+    """Build the app: settings from defaults, QA_* variables, then `config`."""
+    app = Flask(__name__)
+    app.config.update(load_config(config))
+    # Keep fields in schema order: the contract reads top-down.
+    app.json.sort_keys = False
+    # Opening is lazy: the first request in each gunicorn worker opens the index.
+    app.extensions["qa_index"] = IndexHandle(app.config["INDEX_DIR"])
+
+    from . import api, health, openapi, web
+
+    app.register_blueprint(api.blueprint)
+    app.register_blueprint(web.blueprint)
+    app.register_blueprint(openapi.blueprint)
+    app.register_blueprint(health.blueprint)
+    app.register_error_handler(HTTPException, _handle_http_error)
+    app.register_error_handler(ValidationError, _handle_validation_error)
+    app.register_error_handler(IndexUnavailable, _handle_index_unavailable)
+    app.register_error_handler(Exception, _handle_unexpected_error)
+    return app
+
+
+def current_generation() -> IndexGeneration:
+    """The index generation this worker serves now (raises IndexUnavailable)."""
+    return current_app.extensions["qa_index"].generation()
+
+
+def error_response(status: int, message: str, field_errors: Mapping | None = None):
+    """The one JSON error body used everywhere under /api."""
+    detail = {"status": status, "message": message}
+    if field_errors is not None:
+        detail["field_errors"] = field_errors
+    return _error_schema.dump({"error": detail}), status
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _handle_http_error(exc: HTTPException):
+    if _wants_json():
+        body, status = error_response(exc.code, exc.description)
+        response = current_app.json.response(body)
+        response.status_code = status
+        # Keep what Werkzeug would have sent, e.g. Allow on 405.
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
+    return render_template("error.html", error=exc), exc.code
+
+
+def _handle_validation_error(exc: ValidationError):
+    messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+    return error_response(422, "The request has invalid fields.", messages)
+
+
+def _handle_index_unavailable(exc: IndexUnavailable):
+    log.error("%s", exc)
+    return _handle_http_error(ServiceUnavailable("The index is not available; try again later."))
+
+
+def _handle_unexpected_error(exc: Exception):
+    # Logged with its trace for operators; the client only learns that it failed.
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return _handle_http_error(InternalServerError())

@@ -1,0 +1,168 @@
+"""The `qa-service` command: build the index, ask questions, serve, evaluate."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import click
+
+from .config import DEFAULTS
+from .results import Answers
+
+_seeds_option = click.option(
+    "--seeds",
+    "seeds_dir",
+    envvar="QA_SEEDS",
+    default=DEFAULTS["SEEDS_DIR"],
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of UTF-8 .txt/.md articles (env QA_SEEDS).",
+)
+_index_option = click.option(
+    "--index",
+    "index_dir",
+    envvar="QA_INDEX",
+    default=DEFAULTS["INDEX_DIR"],
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Index folder (env QA_INDEX).",
+)
+
+
+@click.group()
+def main() -> None:
+    """Citation-backed answers from a folder of articles."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@_seeds_option
+@_index_option
+@click.option("--force", is_flag=True, help="Rebuild even when nothing changed.")
+def index(seeds_dir: Path, index_dir: Path, force: bool) -> None:
+    """Build the index of passages (skipped when the articles are unchanged)."""
+    from .index import build_index
+
+    try:
+        report = build_index(seeds_dir, index_dir, force=force)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if report.built:
+        click.echo(
+            f"indexed {report.articles} articles, {report.passages} passages: {report.generation}"
+        )
+    else:
+        click.echo(f"unchanged: {report.generation} ({report.passages} passages)")
+
+
+@main.command()
+@click.argument("question")
+@click.option("--url", help="Ask a running service instead of the local index.")
+@click.option("--k", default=5, show_default=True, type=click.IntRange(1, 50), help="Passages.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON response.")
+@_index_option
+def ask(question: str, url: str | None, k: int, as_json: bool, index_dir: Path) -> None:
+    """Answer QUESTION with cited passages."""
+    from marshmallow import ValidationError
+
+    from .schemas import AskRequestSchema
+
+    try:
+        question = AskRequestSchema().load({"question": question, "k": k})["question"]
+    except ValidationError as exc:
+        raise click.BadParameter(str(exc.messages["question"][0]), param_hint="QUESTION") from exc
+    answers = _ask_remote(url, question, k) if url else _ask_local(index_dir, question, k)
+    if as_json:
+        from .schemas import AnswersSchema
+
+        click.echo(json.dumps(AnswersSchema().dump(answers), ensure_ascii=False, indent=2))
+    else:
+        click.echo(format_answers(answers))
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("gunicorn_args", nargs=-1, type=click.UNPROCESSED)
+def serve(gunicorn_args: tuple[str, ...]) -> None:
+    """Run the service under gunicorn (settings: QA_* variables; extra args go to gunicorn)."""
+    argv = [sys.executable, "-m", "gunicorn", "-c", "python:qa_service.gunicorn_conf"]
+    os.execv(sys.executable, argv + list(gunicorn_args))
+
+
+@main.command("eval")
+@click.option("--url", help="Evaluate a running service instead of the local index.")
+@click.option(
+    "--questions",
+    default="tests/data/questions.jsonl",
+    show_default=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+)
+@click.option("--k", default=5, show_default=True, type=click.IntRange(1, 50))
+@_seeds_option
+@_index_option
+def evaluate_command(url: str | None, questions: Path, k: int, seeds_dir: Path, index_dir: Path):
+    """Score answers against questions with gold spans; print the report as JSON."""
+    from .corpus import read_corpus
+    from .evaluation import evaluate, load_questions
+
+    texts = {article.name: article.text for article in read_corpus(seeds_dir)}
+    if url:
+        from .client import QAClient
+
+        with QAClient(url, timeout=30) as client:
+            report = evaluate(client.ask, load_questions(questions), texts, k)
+    else:
+        generation = _open_local(index_dir)
+        from .search import ask as local_ask
+
+        report = evaluate(
+            lambda q, n: local_ask(generation, q, k=n), load_questions(questions), texts, k
+        )
+    click.echo(json.dumps(report, indent=2))
+
+
+def format_answers(answers: Answers) -> str:
+    """Plain-text rendering: each passage, its answer and its citation."""
+    if not answers.passages:
+        return "No passage matches this question."
+    lines = [] if answers.answerable else ["The articles hold no answer; closest passages:", ""]
+    for passage in answers.passages:
+        citation = passage.citation
+        lines.append(f"{passage.rank}. {passage.answer.text}")
+        if passage.answer.text != passage.text:
+            lines.append(textwrap.indent(textwrap.fill(passage.text, 88), "   | "))
+        lines.append(
+            f"   — {citation.title} ({citation.source}, characters {citation.start}–{citation.end},"
+            f" lines {citation.line_start}–{citation.line_end})"
+        )
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def _open_local(index_dir: Path):
+    from .index import IndexUnavailable, open_generation
+
+    try:
+        return open_generation(index_dir)
+    except IndexUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _ask_local(index_dir: Path, question: str, k: int) -> Answers:
+    from .search import ask as local_ask
+
+    return local_ask(_open_local(index_dir), question, k=k)
+
+
+def _ask_remote(url: str, question: str, k: int) -> Answers:
+    from .client import QAClient, QAError
+
+    try:
+        with QAClient(url) as client:
+            return client.ask(question, k=k)
+    except QAError as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -1,0 +1,112 @@
+"""A small typed client for the JSON API.
+
+with QAClient("http://127.0.0.1:8000") as client:
+    answers = client.ask("What damages are sought?", k=3)
+    for passage in answers.passages:
+        print(passage.citation.source, passage.answer.text)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from urllib.parse import quote
+
+import httpx
+from marshmallow import ValidationError
+
+from .results import Answers, SourceDocument, SourceInfo
+from .schemas import AnswersSchema, SourceDocumentSchema, SourceListSchema
+
+
+class QAError(Exception):
+    """Base of every error the client raises."""
+
+
+class QATransportError(QAError):
+    """The service could not be reached or did not answer in time."""
+
+
+class QAResponseError(QAError):
+    """The service answered with an error status or a body that breaks the contract."""
+
+    def __init__(self, status: int, message: str, body: object = None):
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+        # The decoded JSON error body, e.g. {"error": {"status", "message", "fields"}}.
+        self.body = body
+
+
+class QAClientError(QAResponseError):
+    """A 4xx answer: the request was refused (see `body["error"]["fields"]` for 422)."""
+
+
+class QAServerError(QAResponseError):
+    """A 5xx answer, or a response that does not match the documented schema."""
+
+
+class QAClient:
+    """Client for a running qa_service; use it as a context manager or call close()."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 5.0,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"), timeout=timeout, transport=transport
+        )
+
+    def ask(self, question: str, k: int = 5, *, sources: Sequence[str] | None = None) -> Answers:
+        """Ranked, cited passages answering `question`."""
+        body: dict = {"question": question, "k": k}
+        if sources is not None:
+            body["sources"] = list(sources)
+        return self._call("POST", "/api/v1/ask", AnswersSchema(), json=body)
+
+    def sources(self) -> list[SourceInfo]:
+        """Every indexed source."""
+        return self._call("GET", "/api/v1/sources", SourceListSchema())["sources"]
+
+    def source(self, name: str) -> SourceDocument:
+        """One source with its full text."""
+        return self._call("GET", "/api/v1/sources/" + quote(name), SourceDocumentSchema())
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> QAClient:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, schema, **kwargs):
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise QATransportError(f"{method} {path}: {exc}") from exc
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.is_error:
+            error_class = QAClientError if response.status_code < 500 else QAServerError
+            message = _error_message(body) or response.reason_phrase
+            raise error_class(response.status_code, message, body)
+        try:
+            return schema.load(body)
+        except ValidationError as exc:
+            raise QAServerError(
+                response.status_code, f"unexpected response: {exc.messages}", body
+            ) from exc
+
+
+def _error_message(body: object) -> str | None:
+    """The message of the service's JSON error shape, if the body has it."""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return body["error"].get("message")
+    return None

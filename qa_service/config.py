@@ -1,0 +1,30 @@
+"""Settings of the web app: defaults, then QA_* environment variables, then overrides."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+DEFAULTS = {
+    "SEEDS_DIR": "seeds",
+    "INDEX_DIR": "index",
+    # Requests to /api are small JSON documents; anything bigger is refused with 413.
+    "MAX_CONTENT_LENGTH": 16 * 1024,
+}
+# Environment variable -> setting.
+ENVIRONMENT = {
+    "QA_SEEDS": "SEEDS_DIR",
+    "QA_INDEX": "INDEX_DIR",
+    "QA_MAX_BODY_BYTES": "MAX_CONTENT_LENGTH",
+}
+
+
+def load_config(overrides: Mapping | None = None) -> dict:
+    """The effective settings: defaults, environment, then `overrides`."""
+    config = dict(DEFAULTS)
+    for variable, key in ENVIRONMENT.items():
+        if variable in os.environ:
+            value = os.environ[variable]
+            config[key] = int(value) if isinstance(DEFAULTS[key], int) else value
+    config.update(overrides or {})
+    return config

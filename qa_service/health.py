@@ -1,0 +1,47 @@
+"""Liveness and readiness endpoints for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from .app import current_generation
+from .index import IndexUnavailable
+from .openapi import document
+from .schemas import HealthSchema, ReadySchema
+
+blueprint = Blueprint("health", __name__)
+_health = HealthSchema()
+_ready = ReadySchema()
+
+
+@blueprint.route("/healthz")
+@document(
+    get={
+        "summary": "The process is up",
+        "responses": {"200": {"content": {"application/json": {"schema": HealthSchema}}}},
+    }
+)
+def healthz():
+    """Always ok while the worker answers."""
+    return _health.dump({"status": "ok"})
+
+
+@blueprint.route("/readyz")
+@document(
+    get={
+        "summary": "The index is open and answers can be served",
+        "responses": {
+            "200": {"content": {"application/json": {"schema": ReadySchema}}},
+            "503": {"content": {"application/json": {"schema": ReadySchema}}},
+        },
+    }
+)
+def readyz():
+    """Ready only when this worker has the index open; reports its size."""
+    try:
+        generation = current_generation()
+    except IndexUnavailable as exc:
+        return _ready.dump({"status": "unavailable", "reason": str(exc)}), 503
+    return _ready.dump(
+        {"status": "ready", "generation": generation.name, "passages": generation.passage_count}
+    )

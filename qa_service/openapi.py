@@ -1,0 +1,54 @@
+"""The OpenAPI document, generated from the marshmallow schemas and the routes."""
+
+from __future__ import annotations
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from apispec_webframeworks.flask import FlaskPlugin
+from flask import Blueprint, current_app
+
+blueprint = Blueprint("openapi", __name__)
+
+
+def document(**operations):
+    """Attach OpenAPI operations (by HTTP method) to a view function."""
+
+    def attach(view):
+        view.openapi_operations = operations
+        return view
+
+    return attach
+
+
+def build_spec(app) -> APISpec:
+    """An OpenAPI 3 document covering every documented route of `app`."""
+    spec = APISpec(
+        title="qa_service",
+        version="1",
+        openapi_version="3.0.3",
+        info={"description": "Citation-backed answers from a folder of articles."},
+        plugins=[FlaskPlugin(), MarshmallowPlugin()],
+    )
+    for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):
+        view = app.view_functions[rule.endpoint]
+        operations = getattr(view, "openapi_operations", None)
+        if operations:
+            spec.path(view=view, operations=operations, app=app)
+    return spec
+
+
+@blueprint.route("/openapi.json")
+@document(
+    get={
+        "summary": "This OpenAPI document",
+        "responses": {
+            "200": {"description": "OpenAPI 3 document", "content": {"application/json": {}}}
+        },
+    }
+)
+def openapi_json():
+    """The OpenAPI document as JSON."""
+    spec = current_app.extensions.get("qa_openapi")
+    if spec is None:
+        spec = current_app.extensions["qa_openapi"] = build_spec(current_app).to_dict()
+    return spec

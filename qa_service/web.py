@@ -1,0 +1,115 @@
+"""The HTML pages: the search form with results, and the source articles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import groupby, pairwise
+
+from flask import Blueprint, abort, render_template, request, url_for
+from marshmallow import ValidationError
+
+from . import search
+from .app import current_generation
+from .openapi import document
+from .results import AnswerPassage
+from .schemas import K_DEFAULT, QUESTION_MAX_CHARS, AskQuerySchema
+
+blueprint = Blueprint("web", __name__)
+_ask_query = AskQuerySchema()
+_HTML = {"200": {"description": "HTML page", "content": {"text/html": {}}}}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A piece of passage text, marked when it matches a question term."""
+
+    text: str
+    matched: bool
+
+
+@dataclass(frozen=True)
+class ResultView:
+    """What the results page shows for one passage."""
+
+    passage: AnswerPassage
+    # Runs of segments, each flagged as inside the answer span or not.
+    runs: list[tuple[bool, list[Segment]]]
+    href: str
+
+
+@blueprint.route("/")
+@document(get={"summary": "Search page (HTML)", "responses": _HTML})
+def search_page():
+    """The question form and, when the URL carries a question, its results."""
+    context = {"q": request.args.get("q", ""), "k": request.args.get("k", K_DEFAULT)}
+    context["max_chars"] = QUESTION_MAX_CHARS
+    if "q" not in request.args:
+        return render_template("search.html", **context)
+    try:
+        params = _ask_query.load(
+            {key: request.args[key] for key in ("q", "k") if key in request.args}
+        )
+    except ValidationError as exc:
+        errors = [message for messages in exc.messages.values() for message in messages]
+        return render_template("search.html", errors=errors, **context), 422
+    answers = search.ask(current_generation(), params["question"], k=params["k"])
+    results = [
+        ResultView(
+            passage=passage,
+            runs=mark_runs(passage),
+            href=url_for(
+                "web.source",
+                name=passage.citation.source,
+                start=passage.citation.start,
+                end=passage.citation.end,
+                _anchor="cited",
+            ),
+        )
+        for passage in answers.passages
+    ]
+    return render_template("search.html", answers=answers, results=results, **context)
+
+
+@blueprint.route("/sources")
+@document(get={"summary": "List of sources (HTML)", "responses": _HTML})
+def source_list():
+    """Every indexed article, linked to its page."""
+    return render_template("sources.html", sources=list(current_generation().sources.values()))
+
+
+@blueprint.route("/sources/<path:name>")
+@document(
+    get={"summary": "One source article (HTML), optionally with a cited span", "responses": _HTML}
+)
+def source(name: str):
+    """The whole article, with the span `start`..`end` highlighted when given."""
+    found = current_generation().sources.get(name)
+    if found is None:
+        abort(404, f"There is no source named {name!r}.")
+    text = found.text
+    start = request.args.get("start", type=int)
+    end = request.args.get("end", type=int)
+    if start is None or end is None:
+        parts = (text, "", "")
+    elif 0 <= start < end <= len(text):
+        parts = (text[:start], text[start:end], text[end:])
+    else:
+        abort(400, f"The span {start}-{end} is not inside this source (0-{len(text)}).")
+    return render_template("source.html", source=found, parts=parts, start=start, end=end)
+
+
+def mark_runs(passage: AnswerPassage) -> list[tuple[bool, list[Segment]]]:
+    """Cut a passage into segments at highlight and answer edges, grouped by answer."""
+    base, text = passage.citation.start, passage.text
+    highlights = [(span.start - base, span.end - base) for span in passage.highlights]
+    answer = (passage.answer.start - base, passage.answer.end - base)
+    cuts = {0, len(text), *answer, *(edge for span in highlights for edge in span)}
+    pieces = []
+    for start, end in pairwise(sorted(cut for cut in cuts if 0 <= cut <= len(text))):
+        matched = any(a <= start and end <= b for a, b in highlights)
+        in_answer = answer[0] <= start and end <= answer[1]
+        pieces.append((in_answer, Segment(text[start:end], matched)))
+    return [
+        (in_answer, [segment for _, segment in run])
+        for in_answer, run in groupby(pieces, key=lambda piece: piece[0])
+    ]
