@@ -7,7 +7,12 @@ from collections.abc import Mapping
 
 from flask import Flask, current_app, render_template, request
 from marshmallow import ValidationError
-from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+from werkzeug.exceptions import (
+    HTTPException,
+    InternalServerError,
+    RequestEntityTooLarge,
+    ServiceUnavailable,
+)
 
 from .config import load_config
 from .index import IndexGeneration, IndexHandle, IndexUnavailable
@@ -57,6 +62,9 @@ def _wants_json() -> bool:
 
 
 def _handle_http_error(exc: HTTPException):
+    if isinstance(exc, RequestEntityTooLarge):
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        exc.description = f"The request body is larger than {limit} bytes."
     if _wants_json():
         body, status = error_response(exc.code, exc.description)
         response = current_app.json.response(body)

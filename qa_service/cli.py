@@ -166,3 +166,7 @@ def _ask_remote(url: str, question: str, k: int) -> Answers:
             return client.ask(question, k=k)
     except QAError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+if __name__ == "__main__":
+    main()

@@ -43,9 +43,11 @@ _MINOR_WORDS = frozenset(
 # Words that end in a period without ending a sentence.
 _ABBREVIATIONS = frozenset(
     """mr mrs ms dr prof sr jr st mt inc ltd co corp llc plc dept univ gov sen rep gen
-    no nos vol fig approx est vs jan feb mar apr jun jul aug sep sept oct nov dec cal
+    approx est vs jan feb mar apr jun jul aug sep sept oct nov dec cal
     e.g i.e cf al""".split()
 )
+# Abbreviations only when a number follows ("No. 5"); otherwise ordinary words ("said no.").
+_NUMBER_ABBREVIATIONS = frozenset("no nos vol fig pp sec art".split())
 _EXTRA_SPACE = "\ufeff\u200b\u200c\u200d\u2060"
 
 
@@ -167,6 +169,8 @@ def _ends_sentence(text: str, sentence_start: int, match: re.Match) -> bool:
     if not word:
         return True
     word = word[0].lstrip("(\"'“‘[").lower()
+    if word in _NUMBER_ABBREVIATIONS:
+        return not following.isdigit()
     # "U.S." and single initials ("J.") are abbreviations, as are the listed words.
     return not ("." in word or (len(word) == 1 and word.isalpha()) or word in _ABBREVIATIONS)
 

@@ -1,0 +1,359 @@
+"""The JSON API: the success contract, every bad input, and the OpenAPI document."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa_service.schemas import AnswersSchema, SourceDocumentSchema, SourceListSchema
+
+ASK = "/api/v1/ask"
+INVALID = "The request has invalid fields."
+
+
+def error(status, message, fields=None):
+    detail = {"status": status, "message": message}
+    if fields is not None:
+        detail["fields"] = fields
+    return {"error": detail}
+
+
+def test_post_ask_returns_the_contract(client, seed_texts):
+    response = client.post(ASK, json={"question": "  What damages are sought?  ", "k": 3})
+    assert response.status_code == 200
+    assert response.content_type == "application/json"
+    body = response.get_json()
+    assert list(body) == ["question", "answerable", "took_ms", "passages"]
+    assert body["question"] == "What damages are sought?"
+    assert body["answerable"] is True
+    assert len(body["passages"]) == 3
+    passage = body["passages"][0]
+    assert list(passage) == ["id", "rank", "score", "text", "answer", "highlights", "citation"]
+    citation = passage["citation"]
+    offsets = ["start", "end", "byte_start", "byte_end", "line_start", "line_end"]
+    assert list(citation) == ["source", "title", *offsets, "url"]
+    source = seed_texts[citation["source"]]
+    assert source[citation["start"] : citation["end"]] == passage["text"]
+    assert citation["url"] == (
+        f"http://localhost/sources/{citation['source']}"
+        f"?start={citation['start']}&end={citation['end']}#cited"
+    )
+    assert "$1,000" in passage["text"]
+    AnswersSchema().load(body)  # the body loads back through the documented schema
+
+
+def test_get_ask_reads_the_query_string(client):
+    response = client.get(ASK, query_string={"q": "Which court is the case filed in?", "k": "2"})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["question"] == "Which court is the case filed in?"
+    assert len(body["passages"]) == 2
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "title:damages",
+        "*",
+        "damages AND OR NOT",
+        'unbalanced "quote',
+        "(court [filed",
+        "\x07bell\x1b[0m",
+    ],
+    ids=["field-syntax", "wildcard", "operators", "quote", "brackets", "control-chars"],
+)
+def test_query_syntax_is_searched_as_plain_words(client, question):
+    response = client.post(ASK, json={"question": question})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["question"] == question.strip()
+    AnswersSchema().load(body)
+
+
+def test_operators_do_not_change_the_words_searched(client):
+    plain = client.post(ASK, json={"question": "damages court"}).get_json()
+    syntax = client.post(ASK, json={"question": "NOT damages AND court*"}).get_json()
+    assert [p["id"] for p in syntax["passages"]] == [p["id"] for p in plain["passages"]]
+
+
+BAD_INPUTS = [
+    pytest.param(
+        dict(data="{", content_type="application/json"),
+        400,
+        error(400, "The body is not valid JSON."),
+        id="not-json",
+    ),
+    pytest.param(
+        dict(data=b'{"question": "\xff"}', content_type="application/json"),
+        400,
+        error(400, "The body is not valid JSON."),
+        id="invalid-utf8",
+    ),
+    pytest.param(
+        dict(json=["What damages?"]), 400, error(400, "The body must be a JSON object."), id="array"
+    ),
+    pytest.param(
+        dict(json=None, data="null", content_type="application/json"),
+        400,
+        error(400, "The body must be a JSON object."),
+        id="null",
+    ),
+    pytest.param(
+        dict(data='{"question": "x"}', content_type="text/plain"),
+        415,
+        error(415, "The body must be JSON sent with Content-Type: application/json."),
+        id="text-plain",
+    ),
+    pytest.param(
+        dict(data='{"question": "x"}'),
+        415,
+        error(415, "The body must be JSON sent with Content-Type: application/json."),
+        id="no-content-type",
+    ),
+    pytest.param(
+        dict(json={"k": 3}),
+        422,
+        error(422, INVALID, {"question": ["Missing data for required field."]}),
+        id="missing-question",
+    ),
+    pytest.param(
+        dict(json={"question": "   "}),
+        422,
+        error(422, INVALID, {"question": ["Length must be between 1 and 500."]}),
+        id="blank-question",
+    ),
+    pytest.param(
+        dict(json={"question": "x" * 501}),
+        422,
+        error(422, INVALID, {"question": ["Length must be between 1 and 500."]}),
+        id="long-question",
+    ),
+    pytest.param(
+        dict(json={"question": 12}),
+        422,
+        error(422, INVALID, {"question": ["Not a valid string."]}),
+        id="number-question",
+    ),
+    pytest.param(
+        dict(json={"question": "dam\x00ages"}),
+        422,
+        error(422, INVALID, {"question": ["Must not contain NUL characters."]}),
+        id="nul-question",
+    ),
+    pytest.param(
+        dict(json={"question": "x", "k": 0}),
+        422,
+        error(
+            422,
+            INVALID,
+            {"k": ["Must be greater than or equal to 1 and less than or equal to 50."]},
+        ),
+        id="k-zero",
+    ),
+    pytest.param(
+        dict(json={"question": "x", "k": 51}),
+        422,
+        error(
+            422,
+            INVALID,
+            {"k": ["Must be greater than or equal to 1 and less than or equal to 50."]},
+        ),
+        id="k-too-big",
+    ),
+    pytest.param(
+        dict(json={"question": "x", "k": "5"}),
+        422,
+        error(422, INVALID, {"k": ["Not a valid integer."]}),
+        id="k-string",
+    ),
+    pytest.param(
+        dict(json={"question": "x", "k": True}),
+        422,
+        error(422, INVALID, {"k": ["Not a valid integer."]}),
+        id="k-bool",
+    ),
+    pytest.param(
+        dict(json={"question": "x", "k": 2.5}),
+        422,
+        error(422, INVALID, {"k": ["Not a valid integer."]}),
+        id="k-float",
+    ),
+    pytest.param(
+        dict(json={"question": "x", "top": 3}),
+        422,
+        error(422, INVALID, {"top": ["Unknown field."]}),
+        id="unknown-field",
+    ),
+    pytest.param(
+        dict(json={"question": "x", "sources": "a.txt"}),
+        422,
+        error(422, INVALID, {"sources": ["Not a valid list."]}),
+        id="sources-not-list",
+    ),
+    pytest.param(
+        dict(json={"question": "x", "sources": []}),
+        422,
+        error(422, INVALID, {"sources": ["Length must be between 1 and 100."]}),
+        id="sources-empty",
+    ),
+    pytest.param(
+        dict(json={"question": "x", "sources": ["nope.txt"]}),
+        422,
+        error(422, INVALID, {"sources": ["Unknown source: nope.txt"]}),
+        id="sources-unknown",
+    ),
+    pytest.param(
+        dict(json={"question": "x" * 17000}),
+        413,
+        error(413, "The request body is larger than 16384 bytes."),
+        id="too-large",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "status", "body"),
+    [row[1:] for row in BAD_INPUTS],
+    ids=[row[0] for row in BAD_INPUTS],
+)
+def test_bad_post_bodies_get_one_json_error_shape(client, request_kwargs, status, body):
+    response = client.post(ASK, **request_kwargs)
+    assert response.status_code == status
+    assert response.content_type == "application/json"
+    assert response.get_json() == body
+
+
+NOT_FOUND = (
+    "The requested URL was not found on the server. "
+    "If you entered the URL manually please check your spelling and try again."
+)
+BAD_REQUESTS = [
+    pytest.param(
+        "GET",
+        ASK,
+        422,
+        error(422, INVALID, {"q": ["Missing data for required field."]}),
+        id="get-missing-q",
+    ),
+    pytest.param(
+        "GET",
+        ASK + "?q=court&k=abc",
+        422,
+        error(422, INVALID, {"k": ["Not a valid integer."]}),
+        id="get-bad-k",
+    ),
+    pytest.param(
+        "GET",
+        ASK + "?q=court&limit=3",
+        422,
+        error(422, INVALID, {"limit": ["Unknown field."]}),
+        id="get-unknown-param",
+    ),
+    pytest.param("GET", "/api/v1/nope", 404, error(404, NOT_FOUND), id="unknown-route"),
+    pytest.param(
+        "GET",
+        "/api/v1/sources/nope.txt",
+        404,
+        error(404, "Unknown source: nope.txt"),
+        id="unknown-source",
+    ),
+    pytest.param(
+        "GET",
+        "/api/v1/sources/..%2F..%2Fetc%2Fpasswd",
+        404,
+        error(404, "Unknown source: ../../etc/passwd"),
+        id="traversal",
+    ),
+    pytest.param(
+        "DELETE",
+        ASK,
+        405,
+        error(405, "The method is not allowed for the requested URL."),
+        id="method",
+    ),
+    pytest.param(
+        "POST",
+        "/api/v1/sources",
+        405,
+        error(405, "The method is not allowed for the requested URL."),
+        id="method-sources",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "body"),
+    [row[1:] for row in BAD_REQUESTS],
+    ids=[row[0] for row in BAD_REQUESTS],
+)
+def test_bad_requests_get_one_json_error_shape(client, method, path, status, body):
+    response = client.open(path, method=method)
+    assert response.status_code == status
+    assert response.content_type == "application/json"
+    assert response.get_json() == body
+
+
+def test_405_says_which_methods_are_allowed(client):
+    response = client.delete(ASK)
+    assert set(response.headers["Allow"].split(", ")) >= {"GET", "POST"}
+
+
+def test_an_unexpected_failure_is_a_json_500_without_a_trace(client, app, monkeypatch):
+    from qa_service import search
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(search, "ask", explode)
+    response = client.post(ASK, json={"question": "court"})
+    assert response.status_code == 500
+    assert response.get_json()["error"]["status"] == 500
+    assert "secret" not in response.get_data(as_text=True)
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_sources_list_and_one_source(client, seed_texts):
+    body = client.get("/api/v1/sources").get_json()
+    listed = SourceListSchema().load(body)["sources"]
+    assert [source.name for source in listed] == sorted(seed_texts)
+    assert all(source.passages > 0 and source.title for source in listed)
+    name = listed[0].name
+    document = SourceDocumentSchema().load(client.get(f"/api/v1/sources/{name}").get_json())
+    assert document.text == seed_texts[name]
+    assert document.title == listed[0].title
+
+
+def test_health_and_readiness(client, index_dir):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz").get_json()
+    assert ready["status"] == "ready"
+    assert ready["passages"] > 40
+    assert ready["generation"] == (index_dir / "current").readlink().name
+
+
+def test_not_ready_without_an_index(tmp_path):
+    from qa_service.app import create_app
+
+    client = create_app({"INDEX_DIR": str(tmp_path / "none")}).test_client()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["status"] == "unavailable"
+    assert "qa-service index" in response.get_json()["reason"]
+    response = client.post(ASK, json={"question": "court"})
+    assert response.status_code == 503
+    assert response.get_json() == error(503, "The index is not available; try again later.")
+    assert client.get("/healthz").status_code == 200
+
+
+def test_openapi_documents_every_route(app, client):
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = rule.rule.replace("<path:", "{").replace("<", "{").replace(">", "}")
+        assert path in spec["paths"], path
+        documented = {method.upper() for method in spec["paths"][path]}
+        assert documented == rule.methods - {"HEAD", "OPTIONS"}, path
+    schemas = spec["components"]["schemas"]
+    assert {"AskRequest", "Answers", "Citation", "Error"} <= set(schemas)
+    assert schemas["AskRequest"]["properties"]["k"]["maximum"] == 50

@@ -1,0 +1,101 @@
+"""Building index generations, the atomic swap, and opening per process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from qa_service import index as index_module
+from qa_service.index import IndexHandle, IndexUnavailable, build_index, open_generation
+
+
+@pytest.fixture()
+def seeds_copy(seeds_dir, tmp_path):
+    folder = tmp_path / "seeds"
+    shutil.copytree(seeds_dir, folder)
+    return folder
+
+
+def test_build_then_unchanged_is_a_no_op(seeds_copy, tmp_path):
+    first = build_index(seeds_copy, tmp_path / "ix")
+    second = build_index(seeds_copy, tmp_path / "ix")
+    assert first.built and not second.built
+    assert second.generation == first.generation
+    assert first.articles == 5 and first.passages > 40
+
+
+def test_changed_seeds_swap_in_a_new_generation(seeds_copy, tmp_path):
+    index_dir = tmp_path / "ix"
+    handle = IndexHandle(index_dir)
+    first = build_index(seeds_copy, index_dir)
+    assert handle.generation().name == first.generation
+    (seeds_copy / "005_new.txt").write_text("A brand new article about zebras. It is short.\n")
+    second = build_index(seeds_copy, index_dir)
+    assert second.built and second.generation != first.generation
+    assert os.readlink(index_dir / "current") == second.generation
+    reopened = handle.generation()
+    assert reopened.name == second.generation
+    assert "005_new.txt" in reopened.sources
+
+
+def test_old_generations_are_removed(seeds_copy, tmp_path):
+    index_dir = tmp_path / "ix"
+    for number in range(4):
+        (seeds_copy / f"extra{number}.txt").write_text(f"Article number {number} is here.\n")
+        build_index(seeds_copy, index_dir)
+    generations = sorted(path.name for path in index_dir.glob("gen-*"))
+    assert len(generations) == index_module.GENERATIONS_KEPT
+    assert os.readlink(index_dir / "current") == generations[-1]
+    assert not list(index_dir.glob(".building-*"))
+
+
+def test_a_failed_build_leaves_the_current_generation_untouched(seeds_copy, tmp_path, monkeypatch):
+    index_dir = tmp_path / "ix"
+    good = build_index(seeds_copy, index_dir)
+    (seeds_copy / "005_new.txt").write_text("Another article. It will not make it.\n")
+
+    def fail(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(index_module, "split_passages", fail)
+    with pytest.raises(OSError, match="No space left"):
+        build_index(seeds_copy, index_dir)
+    assert os.readlink(index_dir / "current") == good.generation
+    assert sorted(
+        path.name for path in index_dir.iterdir() if path.name.startswith(("gen-", ".b"))
+    ) == [
+        ".build.lock",
+        good.generation,
+    ]
+    assert open_generation(index_dir).passage_count == good.passages
+
+
+def test_an_empty_corpus_is_refused(tmp_path):
+    (tmp_path / "seeds").mkdir()
+    with pytest.raises(ValueError, match="no readable"):
+        build_index(tmp_path / "seeds", tmp_path / "ix")
+
+
+# Whoosh 2.7.4 leaves the file of an unreadable TOC for the garbage collector to close.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_opening_a_missing_or_corrupt_index_names_the_path_and_the_fix(seeds_copy, tmp_path):
+    with pytest.raises(IndexUnavailable, match=r"no index at .*: run `qa-service index"):
+        open_generation(tmp_path / "missing")
+    index_dir = tmp_path / "ix"
+    report = build_index(seeds_copy, index_dir)
+    for path in (index_dir / report.generation).glob("*.toc"):
+        path.write_bytes(b"garbage")
+    with pytest.raises(IndexUnavailable, match="is unreadable"):
+        open_generation(index_dir)
+
+
+def test_stored_passages_match_their_sources(index_dir, seed_texts):
+    generation = open_generation(index_dir)
+    with generation.searcher() as searcher:
+        for fields in searcher.all_stored_fields():
+            location = fields["location"]
+            text = seed_texts[fields["source"]]
+            assert text[location["start"] : location["end"]] == fields["text"]
+    assert {name: doc.text for name, doc in generation.sources.items()} == seed_texts

@@ -1,0 +1,65 @@
+"""Asking the index directly: terms, ranking, answer spans and highlights."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa_service.index import open_generation
+from qa_service.search import ask, query_terms
+
+
+@pytest.fixture(scope="module")
+def generation(index_dir):
+    return open_generation(index_dir)
+
+
+def test_query_terms_drop_question_words_and_stem():
+    assert query_terms("What damages are sought?") == ["damag", "sought"]
+    assert query_terms("How much is $1,000 worth?") == ["1000", "worth"]
+
+
+def test_query_syntax_is_plain_words():
+    assert query_terms('title:damages AND (NOT "court*') == ["titl", "damag", "court"]
+    assert query_terms("\x00\x07 \x1b") == []
+
+
+def test_damages_question_cites_the_stored_communications_act(generation):
+    answers = ask(generation, "What damages are sought?")
+    assert answers.answerable
+    top = answers.passages[0]
+    assert "$1,000" in top.text and "Stored Communications Act" in top.text
+    assert [p.rank for p in answers.passages] == list(range(1, len(answers.passages) + 1))
+    assert [p.score for p in answers.passages] == sorted(
+        (p.score for p in answers.passages), reverse=True
+    )
+
+
+def test_answers_and_highlights_lie_inside_their_passage(generation, seed_texts):
+    for question in ["Which court is the case filed in?", "What did the MIT study find?"]:
+        for passage in ask(generation, question, k=5).passages:
+            citation = passage.citation
+            source = seed_texts[citation.source]
+            answer = passage.answer
+            assert citation.start <= answer.start < answer.end <= citation.end
+            assert source[answer.start : answer.end] == answer.text
+            assert passage.highlights
+            for span in passage.highlights:
+                assert citation.start <= span.start < span.end <= citation.end
+                word = source[span.start : span.end].lower()
+                assert any(word.startswith(term[:4]) for term in query_terms(question))
+
+
+def test_sources_filter_limits_the_passages(generation):
+    name = "004_5b17a04d0d39d0bc.txt"
+    answers = ask(generation, "Where was the lawsuit filed?", k=10, sources=[name])
+    assert answers.passages
+    assert {p.citation.source for p in answers.passages} == {name}
+
+
+def test_a_question_of_only_stop_words_is_not_answerable(generation):
+    answers = ask(generation, "What is it?")
+    assert not answers.answerable and answers.passages == []
+
+
+def test_k_limits_the_number_of_passages(generation):
+    assert len(ask(generation, "LinkedIn lawsuit", k=2).passages) == 2
