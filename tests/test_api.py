@@ -210,11 +210,7 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("request_kwargs", "status", "body"),
-    [row[1:] for row in BAD_INPUTS],
-    ids=[row[0] for row in BAD_INPUTS],
-)
+@pytest.mark.parametrize(("request_kwargs", "status", "body"), BAD_INPUTS)
 def test_bad_post_bodies_get_one_json_error_shape(client, request_kwargs, status, body):
     response = client.post(ASK, **request_kwargs)
     assert response.status_code == status
@@ -280,11 +276,7 @@ BAD_REQUESTS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "status", "body"),
-    [row[1:] for row in BAD_REQUESTS],
-    ids=[row[0] for row in BAD_REQUESTS],
-)
+@pytest.mark.parametrize(("method", "path", "status", "body"), BAD_REQUESTS)
 def test_bad_requests_get_one_json_error_shape(client, method, path, status, body):
     response = client.open(path, method=method)
     assert response.status_code == status
