@@ -10,7 +10,7 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from . import search
 from .app import current_generation
-from .openapi import document
+from .openapi import document, json_content
 from .results import Answers
 from .schemas import (
     AnswersSchema,
@@ -29,9 +29,7 @@ _answers = AnswersSchema()
 _source_list = SourceListSchema()
 _source_document = SourceDocumentSchema()
 
-_ERRORS = {
-    "default": {"description": "Error", "content": {"application/json": {"schema": ErrorSchema}}}
-}
+_ERRORS = {"default": json_content(ErrorSchema, "Error (the same shape for every /api error)")}
 
 
 @blueprint.route("/ask", methods=["GET", "POST"])
@@ -39,21 +37,12 @@ _ERRORS = {
     get={
         "summary": "Answer a question given in the query string",
         "parameters": [{"in": "query", "schema": AskQuerySchema}],
-        "responses": {
-            "200": {"content": {"application/json": {"schema": AnswersSchema}}},
-            **_ERRORS,
-        },
+        "responses": {"200": json_content(AnswersSchema), **_ERRORS},
     },
     post={
         "summary": "Answer a question",
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": AskRequestSchema}},
-        },
-        "responses": {
-            "200": {"content": {"application/json": {"schema": AnswersSchema}}},
-            **_ERRORS,
-        },
+        "requestBody": {"required": True, **json_content(AskRequestSchema, "The question")},
+        "responses": {"200": json_content(AnswersSchema), **_ERRORS},
     },
 )
 def ask():
@@ -75,10 +64,7 @@ def ask():
 @document(
     get={
         "summary": "List the indexed sources",
-        "responses": {
-            "200": {"content": {"application/json": {"schema": SourceListSchema}}},
-            **_ERRORS,
-        },
+        "responses": {"200": json_content(SourceListSchema), **_ERRORS},
     }
 )
 def sources():
@@ -90,10 +76,7 @@ def sources():
 @document(
     get={
         "summary": "One source with its full text",
-        "responses": {
-            "200": {"content": {"application/json": {"schema": SourceDocumentSchema}}},
-            **_ERRORS,
-        },
+        "responses": {"200": json_content(SourceDocumentSchema), **_ERRORS},
     }
 )
 def source(name: str):

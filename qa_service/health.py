@@ -6,7 +6,7 @@ from flask import Blueprint
 
 from .app import current_generation
 from .index import IndexUnavailable
-from .openapi import document
+from .openapi import document, json_content
 from .schemas import HealthSchema, ReadySchema
 
 blueprint = Blueprint("health", __name__)
@@ -18,7 +18,7 @@ _ready = ReadySchema()
 @document(
     get={
         "summary": "The process is up",
-        "responses": {"200": {"content": {"application/json": {"schema": HealthSchema}}}},
+        "responses": {"200": json_content(HealthSchema)},
     }
 )
 def healthz():
@@ -31,8 +31,8 @@ def healthz():
     get={
         "summary": "The index is open and answers can be served",
         "responses": {
-            "200": {"content": {"application/json": {"schema": ReadySchema}}},
-            "503": {"content": {"application/json": {"schema": ReadySchema}}},
+            "200": json_content(ReadySchema, "Ready"),
+            "503": json_content(ReadySchema, "The index is not available"),
         },
     }
 )

@@ -20,6 +20,11 @@ def document(**operations):
     return attach
 
 
+def json_content(schema, description: str = "OK") -> dict:
+    """An OpenAPI response (or request body) object holding JSON of `schema`."""
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
 def build_spec(app) -> APISpec:
     """An OpenAPI 3 document covering every documented route of `app`."""
     spec = APISpec(
@@ -33,7 +38,11 @@ def build_spec(app) -> APISpec:
         view = app.view_functions[rule.endpoint]
         operations = getattr(view, "openapi_operations", None)
         if operations:
-            spec.path(view=view, operations=operations, app=app)
+            path_parameters = [
+                {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+                for name in sorted(rule.arguments)
+            ]
+            spec.path(view=view, operations=operations, parameters=path_parameters, app=app)
     return spec
 
 

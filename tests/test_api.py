@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from openapi_spec_validator import validate as validate_openapi
 
 from qa_service.schemas import AnswersSchema, SourceDocumentSchema, SourceListSchema
 
@@ -338,13 +339,13 @@ def test_not_ready_without_an_index(tmp_path):
 
 def test_openapi_documents_every_route(app, client):
     spec = client.get("/openapi.json").get_json()
-    assert spec["openapi"].startswith("3.")
+    validate_openapi(spec)
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
         path = rule.rule.replace("<path:", "{").replace("<", "{").replace(">", "}")
         assert path in spec["paths"], path
-        documented = {method.upper() for method in spec["paths"][path]}
+        documented = {key.upper() for key in spec["paths"][path] if key != "parameters"}
         assert documented == rule.methods - {"HEAD", "OPTIONS"}, path
     schemas = spec["components"]["schemas"]
     assert {"AskRequest", "Answers", "Citation", "Error"} <= set(schemas)
