@@ -38,6 +38,8 @@ _index_option = click.option(
 def main() -> None:
     """Citation-backed answers from a folder of articles."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # One line per HTTP request is noise in a command's output.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @main.command()

@@ -17,6 +17,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -38,13 +39,13 @@ from whoosh.analysis import (
 from whoosh.fields import ID, STORED, TEXT, Schema
 
 from .corpus import Article, read_corpus
-from .passages import SPLITTER_VERSION, split_passages
+from .passages import SPLITTER_VERSION, Passage, split_passages
 from .results import SourceDocument
 
 log = logging.getLogger(__name__)
 
 # Bump when the schema or analyzer changes so that existing indexes are rebuilt.
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 CURRENT_LINK = "current"
 MANIFEST = "manifest.json"
 GENERATIONS_KEPT = 2  # the current one and the one before, for requests still reading it
@@ -68,7 +69,8 @@ def make_analyzer(stoplist: frozenset[str] = STOP_WORDS):
     """Words and numbers (with their separators), lower-cased, stop words out, stemmed."""
     tokenizer = RegexTokenizer(r"\d+(?:[.,]\d+)*|\w+(?:\.\w+)*")
     stop = StopFilter(stoplist=stoplist)
-    return tokenizer | LowercaseFilter() | DigitGroupFilter() | stop | StemFilter()
+    # Snowball (Porter2) stems more consistently than Porter: alleges/allegedly -> alleg.
+    return tokenizer | LowercaseFilter() | DigitGroupFilter() | stop | StemFilter(lang="en")
 
 
 ANALYZER = make_analyzer()
@@ -226,11 +228,32 @@ class IndexGeneration:
     name: str
     ix: whoosh_index.Index
     sources: dict[str, SourceDocument]
-    passage_count: int
+    # Every passage by Whoosh document number; neighbours in a source are adjacent.
+    passages: list[Passage]
+    # Inverse document frequency of every indexed term of the text field.
+    idf: dict[str, float]
+
+    @property
+    def passage_count(self) -> int:
+        """How many passages the generation holds."""
+        return len(self.passages)
+
+    def term_idf(self, term: str) -> float:
+        """The idf of an analysed term; a term the corpus lacks weighs most."""
+        return self.idf.get(term) or math.log(len(self.passages)) + 1
 
     def searcher(self):
         """A new Whoosh searcher; use it in one thread and close it (`with`)."""
         return self.ix.searcher()
+
+    def neighbours(self, docnum: int) -> list[int]:
+        """Document numbers of the passages just before and after, in the same source."""
+        source = self.passages[docnum].source
+        return [
+            other
+            for other in (docnum - 1, docnum + 1)
+            if 0 <= other < len(self.passages) and self.passages[other].source == source
+        ]
 
 
 def open_generation(index_dir: Path | str) -> IndexGeneration:
@@ -245,9 +268,32 @@ def open_generation(index_dir: Path | str) -> IndexGeneration:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         ix = whoosh_index.open_dir(str(folder))
         sources = {item["name"]: SourceDocument(**item) for item in manifest["sources"]}
-        return IndexGeneration(folder.name, ix, sources, manifest["passages"])
+        passages, idf = _load_passages(ix)
+        return IndexGeneration(folder.name, ix, sources, passages, idf)
     except Exception as exc:  # any damage to the files means the same to the caller
         raise IndexUnavailable(f"index at {folder} is unreadable ({exc}): {hint}") from exc
+
+
+def _load_passages(ix: whoosh_index.Index) -> tuple[list[Passage], dict[str, float]]:
+    """All stored passages by document number, and the idf of every text term."""
+    with ix.searcher() as searcher:
+        reader = searcher.reader()
+        passages = [
+            Passage(
+                source=fields["source"],
+                text=fields["text"],
+                **{
+                    **fields["location"],
+                    "sentences": tuple(map(tuple, fields["location"]["sentences"])),
+                },
+            )
+            for _, fields in reader.iter_docs()
+        ]
+        # Whoosh's own idf, so both ranking stages weigh a term alike.
+        idf = {
+            term.decode(): searcher.idf("text", term.decode()) for term in reader.lexicon("text")
+        }
+    return passages, idf
 
 
 class IndexHandle:
