@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -26,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from whoosh import index as whoosh_index
 from whoosh.analysis import (
@@ -221,6 +223,19 @@ def _read_current_manifest(index_dir: Path) -> dict | None:
         return None
 
 
+class Token(NamedTuple):
+    """An analysed term of a passage and where its word stands in the source."""
+
+    term: str
+    start: int
+    end: int
+
+
+# Analysed passages kept per generation; enough for every passage of a
+# mid-sized corpus, bounded for a large one.
+TOKEN_CACHE_PASSAGES = 20_000
+
+
 @dataclass
 class IndexGeneration:
     """One opened generation: the Whoosh index and the articles it was built from."""
@@ -238,22 +253,31 @@ class IndexGeneration:
         """How many passages the generation holds."""
         return len(self.passages)
 
+    def __post_init__(self):
+        # Per instance, so a replaced generation takes its cache with it.
+        self.tokens = functools.lru_cache(maxsize=TOKEN_CACHE_PASSAGES)(self._tokens)
+
+    def _tokens(self, docnum: int) -> tuple[Token, ...]:
+        """The analysed terms of a passage, with source offsets (cached as `tokens`)."""
+        passage = self.passages[docnum]
+        # Whoosh reuses one token object while analysing: copy what we need at once.
+        return tuple(
+            Token(token.text, passage.start + token.startchar, passage.start + token.endchar)
+            for token in ANALYZER(passage.text, chars=True)
+        )
+
+    @property
+    def max_idf(self) -> float:
+        """The idf of a term no passage holds (Whoosh's formula with a frequency of 0)."""
+        return math.log(len(self.passages)) + 1
+
     def term_idf(self, term: str) -> float:
         """The idf of an analysed term; a term the corpus lacks weighs most."""
-        return self.idf.get(term) or math.log(len(self.passages)) + 1
+        return self.idf.get(term) or self.max_idf
 
     def searcher(self):
         """A new Whoosh searcher; use it in one thread and close it (`with`)."""
         return self.ix.searcher()
-
-    def neighbours(self, docnum: int) -> list[int]:
-        """Document numbers of the passages just before and after, in the same source."""
-        source = self.passages[docnum].source
-        return [
-            other
-            for other in (docnum - 1, docnum + 1)
-            if 0 <= other < len(self.passages) and self.passages[other].source == source
-        ]
 
 
 def open_generation(index_dir: Path | str) -> IndexGeneration:

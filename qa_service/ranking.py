@@ -1,35 +1,43 @@
 """Second-stage ranking and answer extraction: pure functions over analysed text.
 
-The first stage (Whoosh BM25F in `search.py`) finds candidate passages. Here
-each candidate is scored on what BM25 alone does not see:
+The first stage (Whoosh BM25F in `search.py`) finds candidate passages. Each
+candidate is then scored on what BM25 alone does not see:
 
-- coverage: how much of the question's information (idf mass) the passage holds,
-  so one frequent word repeated cannot outrank a passage that matches the rest;
-- answer type: "how many" wants a number, "when" a date, "who" a name; a passage
-  holding such a thing (other than the question's own words) is likelier to answer;
-- context: a passage right after a strong match often carries on its subject
-  ("Following this allegation, a further lawsuit…").
+- coverage: the share of the question's information (its terms' idf) that the
+  passage holds, so one word repeated cannot outrank a passage that matches
+  the rest of the question;
+- answer type: "how many" wants a number, "when" a date, "who" a name. A
+  passage holding such a thing, other than the question's own words, likely
+  answers; the rarer that thing is in the corpus, the more it says ("Microsoft"
+  in a corpus about Microsoft answers nothing, "Alessandro De La Torre" does).
 
-The same signals pick the answer span inside the passage: the shortest run of
-clauses holding the question's terms and the expected kind of answer.
+The same signals choose the answer inside the passage: the shortest run of
+clauses holding the question's terms and the kind of thing asked for.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
 
-# Weights of the second stage. BM25 and coverage are both in [0, 1]; the
-# other signals are bonuses on top. Chosen as round values, not fitted.
+from .index import Token
+
+# Weights of the second stage: normalised BM25 and coverage are in [0, 1], the
+# answer type adds up to WEIGHT_ANSWER_TYPE. The answer-type weight was chosen
+# from 0.5, 1, 1.5, 2 and 3 on the project's questions (1 to 3 all beat stock
+# BM25 there; 1.5 was best).
 WEIGHT_BM25 = 1.0
 WEIGHT_COVERAGE = 1.0
 WEIGHT_ANSWER_TYPE = 1.5
-WEIGHT_CONTEXT = 0.0
-# Below this share of the question's information in the best passage, the
-# articles are taken to hold no answer.
+# When no passage holds this share of the question's information, the articles
+# are taken to hold no answer.
 ANSWERABLE_COVERAGE = 0.3
+# Inside a passage: what an answer entity is worth against the question's
+# terms, and what each word of the span costs (so the shortest span wins).
+SPAN_ENTITY_BONUS = 0.5
+SPAN_WORD_COST = 0.01
+SPAN_MAX_CLAUSES = 4
 
 
 class AnswerType(Enum):
@@ -41,43 +49,45 @@ class AnswerType(Enum):
     ANY = "any"
 
 
-_QUANTITY_WORDS = r"amount|number|share|percentage|proportion|value|worth|cost|price|size|sum|fine"
-_TIME_WORDS = r"date|year|month|day|time|period"
-_NAME_WORDS = (
-    r"company|companies|firm|firms|group|groups|organi[sz]ations?|person|people|court|"
-    r"country|countries|city|state|regions?|agency|law|act|plaintiffs?|defendants?"
-)
+_SOME_WORDS = r"(?:\w+\s+){0,3}"
 _QUESTION_TYPES = [
     (
         AnswerType.QUANTITY,
-        rf"\bhow\s+(many|much|big|large|high|often)\b|\bwhat\s+(\w+\s+){{0,3}}({_QUANTITY_WORDS})\b",
+        r"\bhow\s+(?:many|much|big|large|high|often)\b|\bwhat\s+" + _SOME_WORDS
+        + r"(?:amount|number|share|percentage|proportion|value|worth|cost|price|size|sum)\b",
     ),
     (
         AnswerType.TIME,
-        rf"\bwhen\b|\bhow\s+long\b|\bwhat\s+(\w+\s+){{0,3}}({_TIME_WORDS})\b|\bsince\s+when\b",
+        r"\bwhen\b|\bhow\s+long\b|\bwhat\s+" + _SOME_WORDS + r"(?:date|year|month|day|time)\b",
     ),
-    (AnswerType.NAME, rf"\bwho(m|se)?\b|\bwhere\b|\bwhich\s+(\w+\s+)?({_NAME_WORDS})\b"),
-]
+    (
+        AnswerType.NAME,
+        r"\bwho(?:m|se)?\b|\bwhere\b|\bwhich\s+(?:\w+\s+)?(?:company|companies|firms?|groups?"
+        r"|organi[sz]ations?|persons?|people|courts?|countr(?:y|ies)|cit(?:y|ies)|states?"
+        r"|regions?|agenc(?:y|ies)|laws?|acts?)\b",
+    ),
+]  # fmt: skip
 
-_MONTHS = "january|february|march|april|may|june|july|august|september|october|november|december"
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_MAGNITUDE = r"(?:hundred|thousand|million|billion|trillion)s?"
 ENTITY_PATTERNS = {
     AnswerType.QUANTITY: re.compile(
-        r"[$€£]\s?\d[\d,.]*(\s?(million|billion|trillion|thousand|[mbk]n?)\b)?"
-        r"|\b\d[\d,.]*\s?(%|percent\b|per\s?cent\b|million\b|billion\b|thousand\b|dollars\b)"
-        r"|\b(a|one|two|three|several|hundreds?|thousands?|millions?|billions?)\s+(of\s+)?"
-        r"(million|billion|dollars|people|users|members|customers)\b"
-        r"|\b\d[\d,.]*\s+[a-z]+",
+        rf"[$€£]\s?\d[\d,.]*(?:\s?{_MAGNITUDE})?"
+        rf"|\b\d[\d,.]*(?:\s?(?:%|percent\b|per\s?cent\b|{_MAGNITUDE}\b))?"
+        rf"|\b(?:a|one|several|many|{_MAGNITUDE})\s+(?:of\s+)?{_MAGNITUDE}\b",
         re.IGNORECASE,
     ),
     AnswerType.TIME: re.compile(
-        rf"\b({_MONTHS})(\s+\d{{1,2}})?(,?\s+\d{{4}})?\b|\b(19|20)\d\d\b|\bsince\b|\b\d+\s+(years?|months?|days?)\b",
+        rf"\b{_MONTH}(?:\s+\d{{1,2}})?(?:,?\s+\d{{4}})?\b|\b(?:19|20)\d\d\b"
+        r"|\bsince\b|\b\d+\s+(?:years?|months?|weeks?|days?)\b",
         re.IGNORECASE,
     ),
-    # Runs of capitalised words (with inner "of", "de", "la"...), e.g. "Open Rights Group".
+    # Runs of capitalised words, inner particles allowed: "Open Rights Group", "De La Torre".
     AnswerType.NAME: re.compile(
         r"\b[A-Z][\w’'&.-]*(?:\s+(?:(?:of|de|la|du|van|von|and|the)\s+)?[A-Z][\w’'&.-]*)*"
     ),
 }
+_CLAUSE_BREAK = re.compile(r"[,;:()]\s*|\s+[–—-]\s+")
 
 
 def expected_answer_type(question: str) -> AnswerType:
@@ -89,31 +99,22 @@ def expected_answer_type(question: str) -> AnswerType:
     return AnswerType.ANY
 
 
-@dataclass(frozen=True)
-class Token:
-    """An analysed term and where it stands in the source."""
-
-    term: str
-    start: int
-    end: int
-
-
 def answer_entities(
-    text: str, offset: int, answer_type: AnswerType, question_spans: list[tuple[int, int]]
+    text: str, offset: int, answer_type: AnswerType, question_spans: Iterable[tuple[int, int]]
 ) -> list[tuple[int, int]]:
-    """Spans (source offsets) in `text` of things of `answer_type`.
+    """Spans, in source offsets, of the things of `answer_type` in a passage's text.
 
     A name made of the question's own words ("LinkedIn" for "Who runs
-    LinkedIn?") is not an answer to it.
+    LinkedIn?") is not an answer to it, nor is the capital that starts a sentence.
     """
     if answer_type is AnswerType.ANY:
         return []
+    question_spans = list(question_spans)
     found = []
     for match in ENTITY_PATTERNS[answer_type].finditer(text):
         start, end = match.span()
         if answer_type is AnswerType.NAME:
             if _starts_sentence(text, start):
-                # Any sentence starts with a capital: only the rest of the run counts.
                 rest = match.group().split(None, 1)
                 if len(rest) < 2:
                     continue
@@ -130,20 +131,17 @@ def _starts_sentence(text: str, position: int) -> bool:
 
 
 def entity_rarity(
-    entities: list[tuple[int, int]],
-    tokens: Iterable[Token],
+    entities: Iterable[tuple[int, int]],
+    tokens: Sequence[Token],
     idf: Callable[[str], float],
-    top: float,
+    top_idf: float,
 ) -> float:
-    """How specific the best answer entity is: the idf of its rarest word, over `top`.
-
-    "Microsoft" or "LinkedIn" answer nothing in a corpus about them; a name or
-    number found in few passages is likely the fact asked for.
-    """
+    """How specific the best answer entity is: the idf of its rarest word over `top_idf`."""
     best = 0.0
     for start, end in entities:
-        inside = [idf(t.term) for t in tokens if start <= t.start and t.end <= end]
-        best = max(best, max(inside, default=top / 2) / top)
+        inside = [idf(token.term) for token in tokens if start <= token.start and token.end <= end]
+        # An entity of stop words or symbols alone counts as middling.
+        best = max(best, max(inside, default=top_idf / 2) / top_idf)
     return best
 
 
@@ -153,17 +151,9 @@ def coverage(matched: Iterable[str], weights: Mapping[str, float]) -> float:
     return sum(weights[term] for term in set(matched)) / total if total else 0.0
 
 
-def combine(bm25: float, covered: float, typed: float, context: float) -> float:
+def combine(bm25: float, covered: float, typed: float) -> float:
     """The second-stage score of a passage from its normalised signals."""
-    return (
-        WEIGHT_BM25 * bm25
-        + WEIGHT_COVERAGE * covered
-        + WEIGHT_ANSWER_TYPE * typed
-        + WEIGHT_CONTEXT * context
-    )
-
-
-_CLAUSE_BREAK = re.compile(r"[,;:()]\s*|\s+[–—-]\s+")
+    return WEIGHT_BM25 * bm25 + WEIGHT_COVERAGE * covered + WEIGHT_ANSWER_TYPE * typed
 
 
 def clause_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -181,14 +171,14 @@ def clause_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
 def best_span(
     text: str,
     sentences: Iterable[tuple[int, int]],
-    tokens: list[Token],
+    tokens: Sequence[Token],
     weights: Mapping[str, float],
-    entities: list[tuple[int, int]],
-    *,
-    max_clauses: int = 4,
+    entities: Sequence[tuple[int, int]],
 ) -> tuple[int, int]:
-    """The shortest run of clauses holding most of the question's terms and an answer entity.
+    """The run of clauses, inside one sentence, that best answers the question.
 
+    Scores each run by the share of the question's information it holds, a
+    bonus when it holds an answer entity, and a small cost per word.
     `text` is the whole source; sentences, tokens and entities are in its offsets.
     """
     best, best_score = None, float("-inf")
@@ -196,15 +186,13 @@ def best_span(
     for sentence_start, sentence_end in sentences:
         clauses = clause_spans(text, sentence_start, sentence_end)
         for first in range(len(clauses)):
-            for last in range(first, min(first + max_clauses, len(clauses))):
+            for last in range(first, min(first + SPAN_MAX_CLAUSES, len(clauses))):
                 start, end = clauses[first][0], clauses[last][1]
                 matched = {t.term for t in tokens if start <= t.start and t.end <= end}
-                has_entity = any(start <= s and e <= end for s, e in entities)
-                words = len(text[start:end].split())
                 score = (
                     sum(weights.get(term, 0.0) for term in matched) / total
-                    + 0.5 * has_entity
-                    - 0.01 * words
+                    + SPAN_ENTITY_BONUS * any(start <= s and e <= end for s, e in entities)
+                    - SPAN_WORD_COST * len(text[start:end].split())
                 )
                 if score > best_score:
                     best, best_score = (start, end), score

@@ -11,9 +11,8 @@ from whoosh.analysis import STOP_WORDS
 from whoosh.query import Or, Term
 
 from . import ranking
-from .index import ANALYZER, IndexGeneration, make_analyzer
+from .index import IndexGeneration, Token, make_analyzer
 from .passages import Passage
-from .ranking import Token
 from .results import AnswerPassage, Answers, AnswerSpan, Citation, Span
 
 # Words that shape a question but say nothing about its subject.
@@ -30,10 +29,8 @@ FRAMING = re.compile(
     r"|\b(?:happen(?:s|ed|ing)?|take\s+place)\b",
     re.IGNORECASE,
 )
-# First-stage candidates taken from BM25, and how many of the best lend context
-# to their neighbours.
+# How many BM25 hits the second stage re-ranks.
 CANDIDATES = 50
-CONTEXT_SEEDS = 5
 
 
 def query_terms(question: str) -> list[str]:
@@ -42,24 +39,16 @@ def query_terms(question: str) -> list[str]:
     return list(dict.fromkeys(token.text for token in QUERY_ANALYZER(content)))
 
 
-def passage_tokens(passage: Passage) -> list[Token]:
-    """The analysed terms of a passage with their source offsets."""
-    # Whoosh reuses one token object while analysing: copy what we need at once.
-    return [
-        Token(token.text, passage.start + token.startchar, passage.start + token.endchar)
-        for token in ANALYZER(passage.text, chars=True)
-    ]
-
-
 @dataclass
 class _Candidate:
+    """A passage under consideration, with what its scoring found."""
+
     docnum: int
     passage: Passage
-    tokens: list[Token]
-    bm25: float = 0.0
-    score: float = 0.0
-    covered: float = 0.0
-    entities: list[tuple[int, int]] | None = None
+    tokens: tuple[Token, ...]
+    covered: float
+    entities: list[tuple[int, int]]
+    score: float
 
 
 def ask(
@@ -74,54 +63,42 @@ def ask(
     terms = query_terms(question)
     if not terms:
         return Answers(question, False, _elapsed_ms(started), [])
-    answer_type = ranking.expected_answer_type(question)
-    allowed = Or([Term("source", name) for name in sources]) if sources else None
     weights = {term: generation.term_idf(term) for term in terms}
+    allowed = Or([Term("source", name) for name in sources]) if sources else None
     with generation.searcher() as searcher:
-        hits = searcher.search(
-            Or([Term("text", t) for t in terms]), limit=CANDIDATES, filter=allowed
-        )
-        bm25 = {hit.docnum: hit.score for hit in hits}
-    candidates = _score_candidates(generation, bm25, terms, weights, answer_type, sources)
+        query = Or([Term("text", term) for term in terms])
+        bm25 = {
+            hit.docnum: hit.score
+            for hit in searcher.search(query, limit=CANDIDATES, filter=allowed)
+        }
+    answer_type = ranking.expected_answer_type(question)
+    best = max(bm25.values(), default=0.0) or 1.0
+    candidates = [
+        _score(generation, docnum, value / best, weights, answer_type)
+        for docnum, value in bm25.items()
+    ]
     ranked = sorted(candidates, key=lambda c: (-c.score, c.docnum))[:k]
-    answerable = bool(ranked) and max(c.covered for c in candidates) >= ranking.ANSWERABLE_COVERAGE
+    answerable = any(c.covered >= ranking.ANSWERABLE_COVERAGE for c in candidates)
     passages = [
-        _answer_passage(generation, candidate, rank, terms, weights)
+        _answer_passage(generation, candidate, rank, weights)
         for rank, candidate in enumerate(ranked, start=1)
     ]
     return Answers(question, answerable, _elapsed_ms(started), passages)
 
 
-def _score_candidates(generation, bm25, terms, weights, answer_type, sources):
-    """Second-stage scores for the BM25 hits and the neighbours of the best ones."""
-    top = max(bm25.values(), default=0.0) or 1.0
-    normalised = {docnum: value / top for docnum, value in bm25.items()}
-    pool = set(bm25)
-    top_idf = generation.term_idf("")
-    for docnum in sorted(bm25, key=bm25.get, reverse=True)[:CONTEXT_SEEDS]:
-        pool.update(generation.neighbours(docnum))
-    candidates = []
-    for docnum in pool:
-        passage = generation.passages[docnum]
-        if sources and passage.source not in sources:
-            continue
-        tokens = passage_tokens(passage)
-        question_spans = [(t.start, t.end) for t in tokens if t.term in weights]
-        candidate = _Candidate(docnum, passage, tokens, bm25.get(docnum, 0.0))
-        candidate.covered = ranking.coverage({t.term for t in tokens} & set(terms), weights)
-        candidate.entities = ranking.answer_entities(
-            passage.text, passage.start, answer_type, question_spans
-        )
-        context = max((normalised.get(n, 0.0) for n in generation.neighbours(docnum)), default=0.0)
-        typed = ranking.entity_rarity(candidate.entities, tokens, generation.term_idf, top_idf)
-        candidate.score = ranking.combine(
-            normalised.get(docnum, 0.0), candidate.covered, typed, context
-        )
-        candidates.append(candidate)
-    return candidates
+def _score(generation, docnum, bm25, weights, answer_type) -> _Candidate:
+    """Second-stage score of one BM25 hit (`bm25` normalised by the best hit)."""
+    passage = generation.passages[docnum]
+    tokens = generation.tokens(docnum)
+    question_spans = [(t.start, t.end) for t in tokens if t.term in weights]
+    covered = ranking.coverage({t.term for t in tokens if t.term in weights}, weights)
+    entities = ranking.answer_entities(passage.text, passage.start, answer_type, question_spans)
+    typed = ranking.entity_rarity(entities, tokens, generation.term_idf, generation.max_idf)
+    score = ranking.combine(bm25, covered, typed)
+    return _Candidate(docnum, passage, tokens, covered, entities, score)
 
 
-def _answer_passage(generation, candidate: _Candidate, rank, terms, weights) -> AnswerPassage:
+def _answer_passage(generation, candidate: _Candidate, rank, weights) -> AnswerPassage:
     """The cited result for one ranked candidate, with its answer span and highlights."""
     passage = candidate.passage
     source = generation.sources[passage.source]

@@ -1,0 +1,1 @@
+"""Citation-backed question answering over a folder of text articles."""
