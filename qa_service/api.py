@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 
-from flask import Blueprint, abort, request, url_for
+from flask import Blueprint, abort, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from . import search
 from .app import current_generation
 from .openapi import document, json_content
-from .results import Answers
+from .results import Answers, Citation
 from .schemas import (
     AnswersSchema,
     AskQuerySchema,
@@ -20,6 +20,7 @@ from .schemas import (
     SourceDocumentSchema,
     SourceListSchema,
 )
+from .web import source_url
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -88,22 +89,24 @@ def source(name: str):
 
 
 def with_source_urls(answers: Answers) -> Answers:
-    """Fill in each citation's link to the source page at the cited span."""
-    passages = []
-    for passage in answers.passages:
-        citation = passage.citation
-        url = url_for(
-            "web.source",
-            name=citation.source,
-            start=citation.start,
-            end=citation.end,
-            _anchor="cited",
-            _external=True,
+    """Fill in every citation's link to the source page at the cited span."""
+    passages = [
+        dataclasses.replace(
+            passage,
+            citation=_linked(passage.citation),
+            corroborated_by=[_linked(citation) for citation in passage.corroborated_by],
+            conflicts=[
+                dataclasses.replace(conflict, citation=_linked(conflict.citation))
+                for conflict in passage.conflicts
+            ],
         )
-        passages.append(
-            dataclasses.replace(passage, citation=dataclasses.replace(citation, url=url))
-        )
+        for passage in answers.passages
+    ]
     return dataclasses.replace(answers, passages=passages)
+
+
+def _linked(citation: Citation) -> Citation:
+    return dataclasses.replace(citation, url=source_url(citation, external=True))
 
 
 def _json_object() -> dict:

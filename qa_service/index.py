@@ -13,6 +13,7 @@ offsets refer to, so a running service never cites text from another build.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import hashlib
@@ -27,7 +28,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
 
 from whoosh import index as whoosh_index
 from whoosh.analysis import (
@@ -41,15 +41,17 @@ from whoosh.analysis import (
 from whoosh.fields import ID, STORED, TEXT, Schema
 
 from .corpus import Article, read_corpus
-from .passages import SPLITTER_VERSION, Passage, split_passages
+from .corroboration import Link, link_passages
+from .passages import SPLITTER_VERSION, Passage, Token, split_passages
 from .results import SourceDocument
 
 log = logging.getLogger(__name__)
 
 # Bump when the schema or analyzer changes so that existing indexes are rebuilt.
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3
 CURRENT_LINK = "current"
 MANIFEST = "manifest.json"
+LINKS = "links.json"
 GENERATIONS_KEPT = 2  # the current one and the one before, for requests still reading it
 
 
@@ -76,6 +78,17 @@ def make_analyzer(stoplist: frozenset[str] = STOP_WORDS):
 
 
 ANALYZER = make_analyzer()
+
+
+def passage_tokens(passage: Passage) -> tuple[Token, ...]:
+    """The analysed terms of a passage with the source offsets of their words."""
+    # Whoosh reuses one token object while analysing: copy what we need at once.
+    return tuple(
+        Token(token.text, passage.start + token.startchar, passage.start + token.endchar)
+        for token in ANALYZER(passage.text, chars=True)
+    )
+
+
 SCHEMA = Schema(
     id=ID(stored=True, unique=True),
     source=ID(stored=True),
@@ -165,6 +178,7 @@ def _write_generation(folder: Path, articles: list[Article], corpus_hash: str) -
                     "text": article.text,
                 }
             )
+    _write_links(folder, ix)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     manifest = {
         "generation": f"gen-{stamp}-{corpus_hash[:8]}",
@@ -175,6 +189,26 @@ def _write_generation(folder: Path, articles: list[Article], corpus_hash: str) -
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
     return manifest
+
+
+def _write_links(folder: Path, ix: whoosh_index.Index) -> None:
+    """Record, for every passage, the passages of other sources that state the same facts."""
+    passages, idf = _load_passages(ix)
+    fallback = math.log(len(passages)) + 1
+    links = link_passages(
+        passages, [passage_tokens(p) for p in passages], lambda term: idf.get(term, fallback)
+    )
+    rows = [[dataclasses.astuple(link) for link in passage_links] for passage_links in links]
+    (folder / LINKS).write_text(json.dumps(rows), encoding="utf-8")
+
+
+def _read_links(folder: Path) -> list[list[Link]]:
+    rows = json.loads((folder / LINKS).read_text(encoding="utf-8"))
+    return [
+        [Link(other, similarity, copy, tuple(mine), tuple(theirs))
+         for other, similarity, copy, mine, theirs in passage_links]
+        for passage_links in rows
+    ]  # fmt: skip
 
 
 def _corpus_hash(articles: list[Article]) -> str:
@@ -223,14 +257,6 @@ def _read_current_manifest(index_dir: Path) -> dict | None:
         return None
 
 
-class Token(NamedTuple):
-    """An analysed term of a passage and where its word stands in the source."""
-
-    term: str
-    start: int
-    end: int
-
-
 # Analysed passages kept per generation; enough for every passage of a
 # mid-sized corpus, bounded for a large one.
 TOKEN_CACHE_PASSAGES = 20_000
@@ -247,6 +273,8 @@ class IndexGeneration:
     passages: list[Passage]
     # Inverse document frequency of every indexed term of the text field.
     idf: dict[str, float]
+    # By document number: passages of other sources stating the same facts.
+    links: list[list[Link]]
 
     @property
     def passage_count(self) -> int:
@@ -258,13 +286,8 @@ class IndexGeneration:
         self.tokens = functools.lru_cache(maxsize=TOKEN_CACHE_PASSAGES)(self._tokens)
 
     def _tokens(self, docnum: int) -> tuple[Token, ...]:
-        """The analysed terms of a passage, with source offsets (cached as `tokens`)."""
-        passage = self.passages[docnum]
-        # Whoosh reuses one token object while analysing: copy what we need at once.
-        return tuple(
-            Token(token.text, passage.start + token.startchar, passage.start + token.endchar)
-            for token in ANALYZER(passage.text, chars=True)
-        )
+        """The analysed terms of a passage (cached as `tokens`)."""
+        return passage_tokens(self.passages[docnum])
 
     @property
     def max_idf(self) -> float:
@@ -293,7 +316,7 @@ def open_generation(index_dir: Path | str) -> IndexGeneration:
         ix = whoosh_index.open_dir(str(folder))
         sources = {item["name"]: SourceDocument(**item) for item in manifest["sources"]}
         passages, idf = _load_passages(ix)
-        return IndexGeneration(folder.name, ix, sources, passages, idf)
+        return IndexGeneration(folder.name, ix, sources, passages, idf, _read_links(folder))
     except Exception as exc:  # any damage to the files means the same to the caller
         raise IndexUnavailable(f"index at {folder} is unreadable ({exc}): {hint}") from exc
 

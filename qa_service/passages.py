@@ -12,6 +12,7 @@ import bisect
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # Bump when the splitting rules change so that existing indexes are rebuilt.
 SPLITTER_VERSION = 1
@@ -49,6 +50,14 @@ _ABBREVIATIONS = frozenset(
 # Abbreviations only when a number follows ("No. 5"); otherwise ordinary words ("said no.").
 _NUMBER_ABBREVIATIONS = frozenset("no nos vol fig pp sec art".split())
 _EXTRA_SPACE = "\ufeff\u200b\u200c\u200d\u2060"
+
+
+class Token(NamedTuple):
+    """An analysed term of a passage and where its word stands in the source."""
+
+    term: str
+    start: int
+    end: int
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
 
-from .index import Token
+from .passages import Token
 
 # Weights of the second stage: normalised BM25 and coverage are in [0, 1], the
 # answer type adds up to WEIGHT_ANSWER_TYPE. The answer-type weight was chosen

@@ -43,6 +43,16 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class Conflict:
+    """Another source states a value of the same fact differently."""
+
+    kind: str  # "date" or "amount"
+    value: str  # as this passage states it
+    other_value: str  # as the other source states it
+    citation: Citation
+
+
+@dataclass(frozen=True)
 class AnswerPassage:
     """One ranked passage returned for a question."""
 
@@ -53,6 +63,9 @@ class AnswerPassage:
     answer: AnswerSpan
     highlights: list[Span]
     citation: Citation
+    # Passages in other sources that state the same fact (copies folded in here).
+    corroborated_by: list[Citation] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
-from .results import AnswerPassage, Answers, AnswerSpan, Citation, SourceDocument, SourceInfo, Span
+from .results import (
+    AnswerPassage,
+    Answers,
+    AnswerSpan,
+    Citation,
+    Conflict,
+    SourceDocument,
+    SourceInfo,
+    Span,
+)
 
 QUESTION_MAX_CHARS = 500
 K_DEFAULT, K_MAX = 5, 50
@@ -119,6 +128,19 @@ class CitationSchema(ResponseSchema):
         return Citation(**data)
 
 
+class ConflictSchema(ResponseSchema):
+    kind = fields.String(required=True, metadata={"description": "date or amount"})
+    value = fields.String(required=True, metadata={"description": "As this passage states it."})
+    other_value = fields.String(
+        required=True, metadata={"description": "As the other source states it."}
+    )
+    citation = fields.Nested(CitationSchema, required=True)
+
+    @post_load
+    def _make(self, data, **kwargs):
+        return Conflict(**data)
+
+
 class AnswerPassageSchema(ResponseSchema):
     id = fields.String(required=True)
     rank = fields.Integer(required=True)
@@ -127,6 +149,16 @@ class AnswerPassageSchema(ResponseSchema):
     answer = fields.Nested(AnswerSpanSchema, required=True)
     highlights = fields.List(fields.Nested(SpanSchema), required=True)
     citation = fields.Nested(CitationSchema, required=True)
+    corroborated_by = fields.List(
+        fields.Nested(CitationSchema),
+        load_default=list,
+        metadata={"description": "Passages in other sources that state the same fact."},
+    )
+    conflicts = fields.List(
+        fields.Nested(ConflictSchema),
+        load_default=list,
+        metadata={"description": "Where another source gives a different date or amount."},
+    )
 
     @post_load
     def _make(self, data, **kwargs):

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from whoosh.analysis import STOP_WORDS
 from whoosh.query import Or, Term
 
-from . import ranking
-from .index import IndexGeneration, Token, make_analyzer
-from .passages import Passage
-from .results import AnswerPassage, Answers, AnswerSpan, Citation, Span
+from . import corroboration, ranking
+from .index import IndexGeneration, make_analyzer
+from .passages import Passage, Token
+from .results import AnswerPassage, Answers, AnswerSpan, Citation, Conflict, Span
 
 # Words that shape a question but say nothing about its subject.
 QUESTION_WORDS = frozenset(
@@ -77,7 +77,7 @@ def ask(
         _score(generation, docnum, value / best, weights, answer_type)
         for docnum, value in bm25.items()
     ]
-    ranked = sorted(candidates, key=lambda c: (-c.score, c.docnum))[:k]
+    ranked = _fold_copies(generation, sorted(candidates, key=lambda c: (-c.score, c.docnum)), k)
     answerable = any(c.covered >= ranking.ANSWERABLE_COVERAGE for c in candidates)
     passages = [
         _answer_passage(generation, candidate, rank, weights)
@@ -98,10 +98,25 @@ def _score(generation, docnum, bm25, weights, answer_type) -> _Candidate:
     return _Candidate(docnum, passage, tokens, covered, entities, score)
 
 
+def _fold_copies(generation, ranked: list[_Candidate], k: int) -> list[_Candidate]:
+    """The best k candidates, leaving out copies of a better one (they are cited with it)."""
+    kept: list[_Candidate] = []
+    copied: set[int] = set()
+    for candidate in ranked:
+        if candidate.docnum in copied:
+            continue
+        kept.append(candidate)
+        if len(kept) == k:
+            break
+        copied.update(link.other for link in generation.links[candidate.docnum] if link.near_copy)
+    return kept
+
+
 def _answer_passage(generation, candidate: _Candidate, rank, weights) -> AnswerPassage:
     """The cited result for one ranked candidate, with its answer span and highlights."""
     passage = candidate.passage
     source = generation.sources[passage.source]
+    links = generation.links[candidate.docnum]
     matched = [t for t in candidate.tokens if t.term in weights]
     start, end = ranking.best_span(
         source.text, passage.sentences, candidate.tokens, weights, candidate.entities
@@ -113,16 +128,45 @@ def _answer_passage(generation, candidate: _Candidate, rank, weights) -> AnswerP
         text=passage.text,
         answer=AnswerSpan(text=source.text[start:end], start=start, end=end),
         highlights=[Span(t.start, t.end) for t in matched],
-        citation=Citation(
-            source=source.name,
-            title=source.title,
-            start=passage.start,
-            end=passage.end,
-            byte_start=passage.byte_start,
-            byte_end=passage.byte_end,
-            line_start=passage.line_start,
-            line_end=passage.line_end,
-        ),
+        citation=_citation(generation, passage),
+        corroborated_by=[
+            _citation(generation, generation.passages[link.other])
+            for link in links
+            if link.similarity >= corroboration.SAME_FACT
+        ],
+        conflicts=_conflicts(generation, source.text, links),
+    )
+
+
+def _conflicts(generation, text: str, links) -> list[Conflict]:
+    """Dates and amounts that passages about the same fact in other sources state differently."""
+    found = []
+    for link in links:
+        other = generation.passages[link.other]
+        other_text = generation.sources[other.source].text
+        pairs = corroboration.conflicting_values(
+            text[link.sentence[0] : link.sentence[1]],
+            other_text[link.other_sentence[0] : link.other_sentence[1]],
+            amounts=link.similarity >= corroboration.SAME_FACT,
+        )
+        citation = _citation(generation, other)
+        found.extend(
+            Conflict(mine.kind, mine.text, theirs.text, citation) for mine, theirs in pairs
+        )
+    return found
+
+
+def _citation(generation, passage: Passage) -> Citation:
+    """Where a passage stands in its source."""
+    return Citation(
+        source=passage.source,
+        title=generation.sources[passage.source].title,
+        start=passage.start,
+        end=passage.end,
+        byte_start=passage.byte_start,
+        byte_end=passage.byte_end,
+        line_start=passage.line_start,
+        line_end=passage.line_end,
     )
 
 

@@ -11,7 +11,7 @@ from marshmallow import ValidationError
 from . import search
 from .app import current_generation
 from .openapi import document
-from .results import AnswerPassage
+from .results import AnswerPassage, Citation
 from .schemas import K_DEFAULT, QUESTION_MAX_CHARS, AskQuerySchema
 
 blueprint = Blueprint("web", __name__)
@@ -34,7 +34,19 @@ class ResultView:
     passage: AnswerPassage
     # Runs of segments, each flagged as inside the answer span or not.
     runs: list[tuple[bool, list[Segment]]]
-    href: str
+
+
+@blueprint.app_template_filter("source_url")
+def source_url(citation: Citation, external: bool = False) -> str:
+    """Link to the source page with the cited span highlighted and in view."""
+    return url_for(
+        "web.source",
+        name=citation.source,
+        start=citation.start,
+        end=citation.end,
+        _anchor="cited",
+        _external=external,
+    )
 
 
 @blueprint.route("/")
@@ -53,20 +65,7 @@ def search_page():
         errors = [message for messages in exc.messages.values() for message in messages]
         return render_template("search.html", errors=errors, **context), 422
     answers = search.ask(current_generation(), params["question"], k=params["k"])
-    results = [
-        ResultView(
-            passage=passage,
-            runs=mark_runs(passage),
-            href=url_for(
-                "web.source",
-                name=passage.citation.source,
-                start=passage.citation.start,
-                end=passage.citation.end,
-                _anchor="cited",
-            ),
-        )
-        for passage in answers.passages
-    ]
+    results = [ResultView(passage, mark_runs(passage)) for passage in answers.passages]
     return render_template("search.html", answers=answers, results=results, **context)
 
 

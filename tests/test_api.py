@@ -28,7 +28,10 @@ def test_post_ask_returns_the_contract(client, seed_texts):
     assert body["answerable"] is True
     assert len(body["passages"]) == 3
     passage = body["passages"][0]
-    assert list(passage) == ["id", "rank", "score", "text", "answer", "highlights", "citation"]
+    assert list(passage) == [
+        "id", "rank", "score", "text", "answer", "highlights", "citation", "corroborated_by",
+        "conflicts",
+    ]  # fmt: skip
     citation = passage["citation"]
     offsets = ["start", "end", "byte_start", "byte_end", "line_start", "line_end"]
     assert list(citation) == ["source", "title", *offsets, "url"]

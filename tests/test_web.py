@@ -69,3 +69,10 @@ def test_unknown_source_and_bad_span_pages(client):
     name = "000_b6702db7aca47a35.txt"
     assert client.get(f"/sources/{name}?start=10&end=5").status_code == 400
     assert client.get(f"/sources/{name}?start=0&end=999999").status_code == 400
+
+
+def test_corroboration_and_conflicts_are_shown(client):
+    page = client.get("/?q=When+did+LinkedIn+update+its+privacy+policy%3F").get_data(as_text=True)
+    assert "Sources disagree:</strong> this passage says “September 18, 2023”" in page
+    assert "says “September 2024”" in page
+    assert re.search(r"<summary>Also reported by \d+ other sources?</summary>", page)

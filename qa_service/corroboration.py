@@ -1,0 +1,171 @@
+"""Which passages in other sources state the same fact, and where they disagree.
+
+Two passages state the same fact when one of their sentences is close to one of
+the other's: the cosine of their tf-idf vectors over analysed terms. Near-copies
+(the same quotation in two articles) are flagged so the answer list can fold
+them into one entry. Two sentences about the same thing that carry different
+dates or amounts are a conflict: "September 18, 2023" against "September 2024".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .passages import Passage, Token
+
+# A sentence this close to one in another source states the same fact.
+SAME_FACT = 0.3
+# Sentences that carry dates or amounts may share fewer words and still be about
+# the same event; below this they are not compared for conflicts.
+COMPARABLE = 0.15
+# Share of distinct words two passages must share to count as copies.
+NEAR_COPY = 0.6
+# Terms in more sentences than this say little about which fact a sentence states.
+MAX_TERM_SENTENCES = 200
+
+
+@dataclass(frozen=True)
+class Link:
+    """Another source's passage close to this one, and the closest sentence pair."""
+
+    other: int
+    similarity: float
+    near_copy: bool
+    sentence: tuple[int, int]
+    other_sentence: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Value:
+    """A date or an amount of money stated in a text."""
+
+    kind: str  # "date" or "amount"
+    text: str
+    # Comparable parts: (month, day, year) for dates, (amount,) for money; None unknown.
+    parts: tuple
+
+
+def link_passages(
+    passages: Sequence[Passage],
+    tokens: Sequence[Sequence[Token]],
+    idf: Callable[[str], float],
+) -> list[list[Link]]:
+    """For each passage, the passages of other sources with a sentence at least COMPARABLE."""
+    sentences = []  # (passage number, span, unit vector)
+    for number, passage in enumerate(passages):
+        for span in passage.sentences:
+            terms = Counter(t.term for t in tokens[number] if span[0] <= t.start < span[1])
+            sentences.append((number, span, _unit_vector(terms, idf)))
+    postings = defaultdict(list)
+    for index, (_, _, vector) in enumerate(sentences):
+        for term in vector:
+            postings[term].append(index)
+    best: dict[tuple[int, int], tuple[float, int, int]] = {}
+    for index, (number, _, vector) in enumerate(sentences):
+        scores: dict[int, float] = defaultdict(float)
+        for term, weight in vector.items():
+            posting = postings[term]
+            if len(posting) > MAX_TERM_SENTENCES:
+                continue
+            for other in posting:
+                if (
+                    other > index
+                    and passages[sentences[other][0]].source != passages[number].source
+                ):
+                    scores[other] += weight * sentences[other][2][term]
+        for other, similarity in scores.items():
+            pair = (number, sentences[other][0])
+            if similarity >= COMPARABLE and similarity > best.get(pair, (0.0,))[0]:
+                best[pair] = (similarity, index, other)
+    links: list[list[Link]] = [[] for _ in passages]
+    for (a, b), (similarity, index_a, index_b) in best.items():
+        copy = near_copy(passages[a].text, passages[b].text)
+        span_a, span_b = sentences[index_a][1], sentences[index_b][1]
+        links[a].append(Link(b, similarity, copy, span_a, span_b))
+        links[b].append(Link(a, similarity, copy, span_b, span_a))
+    for passage_links in links:
+        passage_links.sort(key=lambda link: -link.similarity)
+    return links
+
+
+def _unit_vector(terms: Counter, idf: Callable[[str], float]) -> dict[str, float]:
+    vector = {term: (1 + math.log(count)) * idf(term) for term, count in terms.items()}
+    norm = math.sqrt(sum(weight * weight for weight in vector.values())) or 1.0
+    return {term: weight / norm for term, weight in vector.items()}
+
+
+def near_copy(text: str, other: str) -> bool:
+    """Whether two texts share most of their distinct words (a copied quotation)."""
+    words, other_words = set(_words(text)), set(_words(other))
+    union = words | other_words
+    return bool(union) and len(words & other_words) / len(union) >= NEAR_COPY
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+_MONTHS = "january february march april may june july august september october november december"
+_MONTH_NUMBER = {name[:3]: number for number, name in enumerate(_MONTHS.split(), start=1)}
+_DATE = re.compile(
+    r"\b(?P<month>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+    r"(?:\s+(?P<day>\d{1,2})(?!\d))?(?:,?\s+(?:of\s+)?(?P<year>(?:19|20)\d\d))?\b",
+    re.IGNORECASE,
+)
+_MONEY = re.compile(
+    r"[$€£]\s?(?P<number>\d[\d,]*(?:\.\d+)?)(?:\s?(?P<scale>thousand|million|billion|trillion)\b)?",
+    re.IGNORECASE,
+)
+_SCALE = {None: 1, "thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
+
+
+def values_in(text: str) -> list[Value]:
+    """The dates (with a month) and amounts of money stated in `text`."""
+    values = []
+    for match in _DATE.finditer(text):
+        if match.group("month").lower() == "may" and not (match["day"] or match["year"]):
+            continue  # "may" is far more often a verb than a month
+        month = _MONTH_NUMBER[match.group("month").lower()[:3]]
+        day = int(match["day"]) if match["day"] else None
+        year = int(match["year"]) if match["year"] else None
+        values.append(Value("date", match.group().strip(), (month, day, year)))
+    for match in _MONEY.finditer(text):
+        amount = (
+            float(match["number"].replace(",", "")) * _SCALE[(match["scale"] or "").lower() or None]
+        )
+        values.append(Value("amount", match.group().strip(), (amount,)))
+    return values
+
+
+def conflicting_values(text: str, other: str, *, amounts: bool) -> list[tuple[Value, Value]]:
+    """Pairs of values the two texts state differently for what reads as the same fact.
+
+    Dates conflict when they name the same month but different years (or, in
+    the same year, different days); with `amounts`, amounts of money conflict
+    when the texts share none.
+    """
+    mine, theirs = values_in(text), values_in(other)
+    found = []
+    for value in mine:
+        if value.kind == "date":
+            month, day, year = value.parts
+            for other_value in theirs:
+                if other_value.kind != "date" or other_value.parts[0] != month:
+                    continue
+                _, other_day, other_year = other_value.parts
+                years_differ = bool(year and other_year and year != other_year)
+                days_differ = year == other_year and day and other_day and day != other_day
+                if years_differ or days_differ:
+                    found.append((value, other_value))
+    if not amounts:
+        return found
+    my_amounts = {v.parts for v in mine if v.kind == "amount"}
+    their_amounts = [v for v in theirs if v.kind == "amount"]
+    if my_amounts and their_amounts and not my_amounts & {v.parts for v in their_amounts}:
+        first = next(v for v in mine if v.kind == "amount")
+        found.append((first, their_amounts[0]))
+    return found
