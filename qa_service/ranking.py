@@ -71,11 +71,13 @@ _QUESTION_TYPES = [
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
 _MAGNITUDE = r"(?:hundred|thousand|million|billion|trillion)s?"
 ENTITY_PATTERNS = {
+    # Amounts of money, percentages, and numbers that count something ("175 million
+    # users", "87 percent of staff"); a bare number ("18 U.S.C.", "Section 3.2") is a label.
     AnswerType.QUANTITY: re.compile(
         rf"[$€£]\s?\d[\d,.]*(?:\s?{_MAGNITUDE})?"
-        rf"|\b\d[\d,.]*(?:\s?(?:%|percent\b|per\s?cent\b|{_MAGNITUDE}\b))?"
-        rf"|\b(?:a|one|several|many|{_MAGNITUDE})\s+(?:of\s+)?{_MAGNITUDE}\b",
-        re.IGNORECASE,
+        rf"|\b\d[\d,.]*\s?(?:%|percent\b|per\s?cent\b|{_MAGNITUDE}\b)"
+        r"|\b\d[\d,.]*\s+[a-z]+"
+        rf"|\b(?:a|one|several|many|{_MAGNITUDE})\s+(?:of\s+)?{_MAGNITUDE}\b"
     ),
     AnswerType.TIME: re.compile(
         rf"\b{_MONTH}(?:\s+\d{{1,2}})?(?:,?\s+\d{{4}})?\b|\b(?:19|20)\d\d\b"
