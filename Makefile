@@ -4,8 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SEEDS ?= seeds
 INDEX ?= index
+# The last commit before second-stage ranking: the baseline of the latency ratio.
+BASELINE ?= df8602b76fe2
 
-.PHONY: install index serve test lint format clean
+.PHONY: install index serve test lint format quality clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +39,11 @@ format: $(VENV)/.installed-test
 
 test: $(VENV)/.installed-test lint
 	$(BIN)/python -m pytest
+
+# Answer quality against stock retrievers, and /api/v1/ask latency against v1.
+quality: $(VENV)/.installed-test
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python benchmarks/quality.py --baseline-ref $(BASELINE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

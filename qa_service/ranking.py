@@ -89,7 +89,8 @@ ENTITY_PATTERNS = {
         r"\b[A-Z][\w’'&.-]*(?:\s+(?:(?:of|de|la|du|van|von|and|the)\s+)?[A-Z][\w’'&.-]*)*"
     ),
 }
-_CLAUSE_BREAK = re.compile(r"[,;:()]\s*|\s+[–—-]\s+")
+# Commas, semicolons, colons, brackets and spaced dashes; not the comma in "1,000".
+_CLAUSE_BREAK = re.compile(r"(?:[;:()]|,(?!\d))\s*|\s+[–—-]\s+")
 
 
 def expected_answer_type(question: str) -> AnswerType:
@@ -162,8 +163,11 @@ def clause_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """Cut text[start:end] into clauses at commas, semicolons, colons, brackets and dashes."""
     spans, clause_start = [], start
     for match in _CLAUSE_BREAK.finditer(text, start, end):
-        if match.start() > clause_start:
-            spans.append((clause_start, match.start()))
+        clause_end = match.start()
+        while clause_end > clause_start and text[clause_end - 1].isspace():
+            clause_end -= 1
+        if clause_end > clause_start:
+            spans.append((clause_start, clause_end))
         clause_start = match.end()
     if clause_start < end:
         spans.append((clause_start, end))

@@ -64,3 +64,23 @@ def test_a_question_of_only_stop_words_is_not_answerable(generation):
 
 def test_k_limits_the_number_of_passages(generation):
     assert len(ask(generation, "LinkedIn lawsuit", k=2).passages) == 2
+
+
+def test_answer_spans_keep_numbers_whole(generation):
+    for passage in ask(generation, "What damages are sought?").passages:
+        text = passage.answer.text
+        assert not text.endswith(("$1", "$1,")), text
+        assert "$1,000" in text or "$1000" in text or "$" not in text
+
+
+def test_clauses_split_at_punctuation_but_not_inside_numbers():
+    from qa_service.ranking import clause_spans
+
+    text = "It asks $1,000 per user, which is a lot; the rest (if any) follows."
+    assert [text[s:e] for s, e in clause_spans(text, 0, len(text))] == [
+        "It asks $1,000 per user",
+        "which is a lot",
+        "the rest",
+        "if any",
+        "follows.",
+    ]
