@@ -132,16 +132,26 @@ def bm25s_ranker(generation) -> Ranker:
 
 
 def whoosh_ranker(generation) -> Ranker:
-    """Whoosh's BM25F over the service's own index: an OR of the analysed question words."""
-    from whoosh.query import Or, Term
+    """Stock Whoosh: BM25F with its StemmingAnalyzer, an OR of the question's words."""
+    from whoosh.analysis import StemmingAnalyzer
+    from whoosh.fields import ID, TEXT, Schema
+    from whoosh.filedb.filestore import RamStorage
+    from whoosh.qparser import OrGroup, QueryParser
 
-    from qa_service.index import ANALYZER
+    passages = {p["id"]: p for p in stored_passages(generation)}
+    ix = RamStorage().create_index(
+        Schema(id=ID(stored=True), text=TEXT(analyzer=StemmingAnalyzer()))
+    )
+    with ix.writer() as writer:
+        for passage_id, fields in passages.items():
+            writer.add_document(id=passage_id, text=fields["text"])
+    parser = QueryParser("text", ix.schema, group=OrGroup)
 
     def rank(question: str, k: int) -> Answers:
-        terms = list(dict.fromkeys(token.text for token in ANALYZER(question)))
-        with generation.searcher() as searcher:
-            hits = searcher.search(Or([Term("text", t) for t in terms]), limit=k)
-            ranked = [(dict(hit.fields()), hit.score) for hit in hits]
+        words = " ".join(re.findall(r"\w+", question))  # the parser must not see syntax
+        with ix.searcher() as searcher:
+            hits = searcher.search(parser.parse(words), limit=k)
+            ranked = [(passages[hit["id"]], hit.score) for hit in hits]
         return as_answers(question, ranked, generation)
 
     return rank
@@ -304,7 +314,7 @@ def main() -> int:
         rankers = {
             "rank-bm25 (Okapi)": rank_bm25_ranker(generation),
             "bm25s (stemmed, stop words)": bm25s_ranker(generation),
-            "Whoosh BM25F (OR of words)": whoosh_ranker(generation),
+            "Whoosh BM25F (StemmingAnalyzer, OR)": whoosh_ranker(generation),
             "qa_service": lambda question, k: ask(generation, question, k=k),
         }
         if args.semantic:

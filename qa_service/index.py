@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import simplemma
 from whoosh import index as whoosh_index
 from whoosh.analysis import (
     STOP_WORDS,
@@ -48,7 +49,7 @@ from .results import SourceDocument
 log = logging.getLogger(__name__)
 
 # Bump when the schema or analyzer changes so that existing indexes are rebuilt.
-INDEX_FORMAT = 3
+INDEX_FORMAT = 4
 CURRENT_LINK = "current"
 MANIFEST = "manifest.json"
 LINKS = "links.json"
@@ -69,12 +70,28 @@ class DigitGroupFilter(Filter):
             yield token
 
 
+class LemmaFilter(Filter):
+    """Reduce words to their dictionary form first, so "sought" meets "seeks" and "paid" "pay"."""
+
+    def __call__(self, tokens):
+        for token in tokens:
+            token.text = simplemma.lemmatize(token.text, lang="en")
+            yield token
+
+
 def make_analyzer(stoplist: frozenset[str] = STOP_WORDS):
     """Words and numbers (with their separators), lower-cased, stop words out, stemmed."""
     tokenizer = RegexTokenizer(r"\d+(?:[.,]\d+)*|\w+(?:\.\w+)*")
     stop = StopFilter(stoplist=stoplist)
     # Snowball (Porter2) stems more consistently than Porter: alleges/allegedly -> alleg.
-    return tokenizer | LowercaseFilter() | DigitGroupFilter() | stop | StemFilter(lang="en")
+    return (
+        tokenizer
+        | LowercaseFilter()
+        | DigitGroupFilter()
+        | stop
+        | LemmaFilter()
+        | StemFilter(lang="en")
+    )
 
 
 ANALYZER = make_analyzer()
