@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -49,7 +50,7 @@ from .results import SourceDocument
 log = logging.getLogger(__name__)
 
 # Bump when the schema or analyzer changes so that existing indexes are rebuilt.
-INDEX_FORMAT = 4
+INDEX_FORMAT = 5
 CURRENT_LINK = "current"
 MANIFEST = "manifest.json"
 LINKS = "links.json"
@@ -95,6 +96,9 @@ def make_analyzer(stoplist: frozenset[str] = STOP_WORDS):
 
 
 ANALYZER = make_analyzer()
+# Whole words as written (lower-cased): what spelling suggestions are drawn from.
+WORD = re.compile(r"[^\W\d_]{2,}")
+WORDS_ANALYZER = RegexTokenizer(WORD.pattern) | LowercaseFilter()
 
 
 def passage_tokens(passage: Passage) -> tuple[Token, ...]:
@@ -111,6 +115,7 @@ SCHEMA = Schema(
     source=ID(stored=True),
     title=TEXT(analyzer=ANALYZER, stored=True),
     text=TEXT(analyzer=ANALYZER, stored=True),
+    words=TEXT(analyzer=WORDS_ANALYZER),
     # Offsets and sentence spans, read back only for the hits.
     location=STORED,
 )
@@ -173,6 +178,7 @@ def _write_generation(folder: Path, articles: list[Article], corpus_hash: str) -
                     source=article.name,
                     title=article.title,
                     text=passage.text,
+                    words=passage.text,
                     location={
                         "start": passage.start,
                         "end": passage.end,

@@ -76,6 +76,8 @@ class Answers:
     answerable: bool
     took_ms: float
     passages: list[AnswerPassage] = field(default_factory=list)
+    # The question with unknown words replaced by close words of the articles.
+    did_you_mean: str | None = None
 
 
 @dataclass(frozen=True)

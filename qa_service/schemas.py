@@ -172,6 +172,13 @@ class AnswersSchema(ResponseSchema):
     answerable = fields.Boolean(required=True)
     took_ms = fields.Float(required=True)
     passages = fields.List(fields.Nested(AnswerPassageSchema), required=True)
+    did_you_mean = fields.String(
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "The question respelt with words the articles use, if any differ."
+        },
+    )
 
     @post_load
     def _make(self, data, **kwargs):

@@ -11,7 +11,7 @@ from whoosh.analysis import STOP_WORDS
 from whoosh.query import Or, Term
 
 from . import corroboration, ranking
-from .index import IndexGeneration, make_analyzer
+from .index import WORD, IndexGeneration, make_analyzer
 from .passages import Passage, Token
 from .results import AnswerPassage, Answers, AnswerSpan, Citation, Conflict, Span
 
@@ -22,6 +22,7 @@ QUESTION_WORDS = frozenset(
     some about much many tell please would could should shall might must i me my""".split()
 )
 QUERY_ANALYZER = make_analyzer(STOP_WORDS | QUESTION_WORDS)
+SKIP_SPELLING = STOP_WORDS | QUESTION_WORDS
 # Phrases that only frame the question; the answer type stands for them.
 FRAMING = re.compile(
     r"\bhow\s+(?:long|many|much|big|large|often|high)\b"
@@ -31,6 +32,31 @@ FRAMING = re.compile(
 )
 # How many BM25 hits the second stage re-ranks.
 CANDIDATES = 50
+
+
+def respell(searcher, question: str) -> str | None:
+    """The question with words the articles lack replaced by the closest they use, if any.
+
+    Whoosh's corrector over the articles' words, ranked by edit distance then
+    frequency; words of four letters or fewer are left alone (names, acronyms),
+    as are stop and question words.
+    """
+    changed = False
+
+    def closest(match: re.Match) -> str:
+        nonlocal changed
+        word = match.group().lower()
+        if len(word) < 5 or word in SKIP_SPELLING or searcher.doc_frequency("words", word):
+            return match.group()
+        corrector = searcher.corrector("words")
+        suggestions = corrector.suggest(word, limit=1, maxdist=1 if len(word) < 7 else 2, prefix=1)
+        if not suggestions:
+            return match.group()
+        changed = True
+        return suggestions[0]
+
+    respelt = WORD.sub(closest, question)
+    return respelt if changed else None
 
 
 def query_terms(question: str) -> list[str]:
@@ -61,16 +87,13 @@ def ask(
     """Rank the passages that answer `question` and cite each one."""
     started = time.perf_counter()
     terms = query_terms(question)
-    if not terms:
-        return Answers(question, False, _elapsed_ms(started), [])
     weights = {term: generation.term_idf(term) for term in terms}
     allowed = Or([Term("source", name) for name in sources]) if sources else None
     with generation.searcher() as searcher:
+        did_you_mean = respell(searcher, question)
         query = Or([Term("text", term) for term in terms])
-        bm25 = {
-            hit.docnum: hit.score
-            for hit in searcher.search(query, limit=CANDIDATES, filter=allowed)
-        }
+        hits = searcher.search(query, limit=CANDIDATES, filter=allowed) if terms else []
+        bm25 = {hit.docnum: hit.score for hit in hits}
     answer_type = ranking.expected_answer_type(question)
     best = max(bm25.values(), default=0.0) or 1.0
     candidates = [
@@ -83,7 +106,7 @@ def ask(
         _answer_passage(generation, candidate, rank, weights)
         for rank, candidate in enumerate(ranked, start=1)
     ]
-    return Answers(question, answerable, _elapsed_ms(started), passages)
+    return Answers(question, answerable, _elapsed_ms(started), passages, did_you_mean)
 
 
 def _score(generation, docnum, bm25, weights, answer_type) -> _Candidate:

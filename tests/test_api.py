@@ -23,7 +23,8 @@ def test_post_ask_returns_the_contract(client, seed_texts):
     assert response.status_code == 200
     assert response.content_type == "application/json"
     body = response.get_json()
-    assert list(body) == ["question", "answerable", "took_ms", "passages"]
+    assert list(body) == ["question", "answerable", "took_ms", "passages", "did_you_mean"]
+    assert body["did_you_mean"] is None
     assert body["question"] == "What damages are sought?"
     assert body["answerable"] is True
     assert len(body["passages"]) == 3

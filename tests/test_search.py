@@ -85,3 +85,11 @@ def test_clauses_split_at_punctuation_but_not_inside_numbers():
         "if any",
         "follows.",
     ]
+
+
+def test_did_you_mean_respells_unknown_words_only(generation):
+    assert ask(generation, "What damgaes are sought?").did_you_mean == "What damages are sought?"
+    assert ask(generation, "privcy setting introducd").did_you_mean == "privacy setting introduced"
+    assert ask(generation, "What damages are sought?").did_you_mean is None
+    # Short words (names, acronyms) are not "corrected" into other words.
+    assert ask(generation, "Who is the CEO of LinkedIn?").did_you_mean is None
