@@ -20,6 +20,16 @@ from .schemas import ErrorSchema
 
 log = logging.getLogger(__name__)
 _error_schema = ErrorSchema()
+# Pages load only their own script and stylesheet; nothing may frame them.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
 
 
 def create_app(config: Mapping | None = None) -> Flask:
@@ -41,6 +51,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     app.register_error_handler(ValidationError, _handle_validation_error)
     app.register_error_handler(IndexUnavailable, _handle_index_unavailable)
     app.register_error_handler(Exception, _handle_unexpected_error)
+    app.after_request(_add_security_headers)
     return app
 
 
@@ -55,6 +66,12 @@ def error_response(status: int, message: str, field_errors: Mapping | None = Non
     if field_errors is not None:
         detail["field_errors"] = field_errors
     return _error_schema.dump({"error": detail}), status
+
+
+def _add_security_headers(response):
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
 
 
 def _wants_json() -> bool:

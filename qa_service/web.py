@@ -53,8 +53,8 @@ def source_url(citation: Citation, external: bool = False) -> str:
 @document(get={"summary": "Search page (HTML)", "responses": _HTML})
 def search_page():
     """The question form and, when the URL carries a question, its results."""
-    context = {"q": request.args.get("q", ""), "k": request.args.get("k", K_DEFAULT)}
-    context["max_chars"] = QUESTION_MAX_CHARS
+    q = request.args.get("q", "")
+    context = {"q": q, "k": request.args.get("k", K_DEFAULT), "max_chars": QUESTION_MAX_CHARS}
     if "q" not in request.args:
         return render_template("search.html", **context)
     try:
@@ -62,11 +62,36 @@ def search_page():
             {key: request.args[key] for key in ("q", "k") if key in request.args}
         )
     except ValidationError as exc:
-        errors = [message for messages in exc.messages.values() for message in messages]
-        return render_template("search.html", errors=errors, **context), 422
+        return render_template("search.html", errors=_page_errors(q, exc), **context), 422
     answers = search.ask(current_generation(), params["question"], k=params["k"])
     results = [ResultView(passage, mark_runs(passage)) for passage in answers.passages]
     return render_template("search.html", answers=answers, results=results, **context)
+
+
+def _page_errors(q: str, exc: ValidationError) -> list[str]:
+    """What to tell a reader about a question the form cannot take."""
+    if not q.strip():
+        return ["Type a question to search the articles."]
+    if len(q.strip()) > QUESTION_MAX_CHARS:
+        return [
+            f"Questions can be at most {QUESTION_MAX_CHARS} characters; "
+            f"this one has {len(q.strip())}. Try a shorter question."
+        ]
+    return [
+        f"{field}: {message}" for field, messages in exc.messages.items() for message in messages
+    ]
+
+
+@blueprint.app_template_filter("plain_citation")
+def plain_citation(passage: AnswerPassage) -> str:
+    """The citation as plain text, for copying into notes or a document."""
+    citation = passage.citation
+    lines = f"lines {citation.line_start}–{citation.line_end}"
+    return (
+        f"“{passage.text}” — {citation.title}, {citation.source}, "
+        f"characters {citation.start}–{citation.end}, {lines}. "
+        f"{source_url(citation, external=True)}"
+    )
 
 
 @blueprint.route("/sources")

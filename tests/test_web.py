@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from urllib.parse import parse_qs, urlsplit
 
 
 def test_search_page_has_a_labelled_form(client):
@@ -42,9 +43,13 @@ def test_a_script_in_the_question_is_escaped(client):
 def test_invalid_questions_explain_themselves(client):
     blank = client.get("/?q=+++")
     assert blank.status_code == 422
-    assert "Length must be between 1 and 500." in blank.get_data(as_text=True)
+    assert "Type a question to search the articles." in blank.get_data(as_text=True)
     long = client.get("/", query_string={"q": "x" * 501})
     assert long.status_code == 422
+    assert "at most 500 characters; this one has 501" in long.get_data(as_text=True)
+    bad_k = client.get("/", query_string={"q": "court", "k": "lots"})
+    assert bad_k.status_code == 422
+    assert "k: Not a valid integer." in bad_k.get_data(as_text=True)
 
 
 def test_no_answer_notice(client):
@@ -76,3 +81,51 @@ def test_corroboration_and_conflicts_are_shown(client):
     assert "Sources disagree:</strong> this passage says “September 18, 2023”" in page
     assert "says “September 2024”" in page
     assert re.search(r"<summary>Also reported by \d+ other sources?</summary>", page)
+
+
+def test_pages_send_security_headers(client):
+    for path in ["/", "/?q=court", "/sources", "/sources/nope.txt"]:
+        headers = client.get(path).headers
+        policy = headers["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        assert "unsafe-inline" not in policy and "http" not in policy
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Referrer-Policy"] == "same-origin"
+
+
+def test_pages_have_no_inline_script_or_style(client):
+    for path in [
+        "/",
+        "/?q=What+damages+are+sought%3F",
+        "/sources",
+        "/sources/000_b6702db7aca47a35.txt",
+    ]:
+        page = client.get(path).get_data(as_text=True)
+        assert re.findall(r"<script[^>]*>", page) == ['<script src="/static/app.js" defer>']
+        assert "<style" not in page and " style=" not in page and " on" + "click=" not in page
+
+
+def link_query(page: str, css_class: str) -> tuple[str, dict]:
+    """Path and query of the first link inside the element of `css_class`."""
+    href = html.unescape(re.search(rf'class="{css_class}">[^<]*<a href="([^"]+)"', page).group(1))
+    parts = urlsplit(href)
+    return parts.path, parse_qs(parts.query)
+
+
+def test_results_offer_json_and_a_plain_text_citation(client):
+    page = client.get("/?q=Is+a+jury+trial+requested%3F&k=3").get_data(as_text=True)
+    assert link_query(page, "as-json") == (
+        "/api/v1/ask",
+        {"q": ["Is a jury trial requested?"], "k": ["3"]},
+    )
+    citation = html.unescape(re.search(r'data-citation="([^"]+)"', page).group(1))
+    assert citation.startswith("“") and ", characters " in citation
+    assert "http://localhost/sources/" in citation
+
+
+def test_did_you_mean_links_the_respelt_question(client):
+    page = client.get("/?q=What+damgaes+are+sought%3F").get_data(as_text=True)
+    assert link_query(page, "did-you-mean") == (
+        "/",
+        {"q": ["What damages are sought?"], "k": ["5"]},
+    )
