@@ -7,7 +7,11 @@ INDEX ?= index
 # The last commit before second-stage ranking: the baseline of the latency ratio.
 BASELINE ?= df8602b76fe2
 
-.PHONY: install index serve test lint format quality clean
+# Debian's Chromium for the browser tests (Playwright's own download does not work here).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install index serve test lint format quality browser screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,21 +34,35 @@ serve: index
 	QA_SEEDS=$(SEEDS) QA_INDEX=$(INDEX) $(BIN)/qa-service serve
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check qa_service tests gunicorn.conf.py
-	$(BIN)/ruff format --check qa_service tests gunicorn.conf.py
+	$(BIN)/ruff check qa_service tests benchmarks gunicorn.conf.py
+	$(BIN)/ruff format --check qa_service tests benchmarks gunicorn.conf.py
 
 format: $(VENV)/.installed-test
-	$(BIN)/ruff format qa_service tests gunicorn.conf.py
-	$(BIN)/ruff check --fix qa_service tests gunicorn.conf.py
+	$(BIN)/ruff format qa_service tests benchmarks gunicorn.conf.py
+	$(BIN)/ruff check --fix qa_service tests benchmarks gunicorn.conf.py
 
-test: $(VENV)/.installed-test lint
-	$(BIN)/python -m pytest
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-# Answer quality against stock retrievers, and /api/v1/ask latency against v1.
+# axe-core, injected into the pages by the accessibility check.
+tests/node_modules/axe-core/axe.min.js: tests/package.json tests/package-lock.json
+	npm ci --prefix tests --no-audit --no-fund --loglevel=error
+	touch $@
+
+browser: $(CHROMIUM) tests/node_modules/axe-core/axe.min.js
+
+test: $(VENV)/.installed-test lint browser
+	QA_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
+
+screenshots: $(VENV)/.installed-test browser
+	QA_CHROMIUM=$(CHROMIUM) $(BIN)/python tests/screenshots.py
+
+# Answer quality against stock retrievers, and /api/v1/ask latency against $(BASELINE).
 quality: $(VENV)/.installed-test
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/quality.py --baseline-ref $(BASELINE)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis tests/node_modules
 	find $(INDEX) -mindepth 1 -not -name .gitignore -delete

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+from support import ROOT, gunicorn_server
 
 from qa_service.app import create_app
 from qa_service.corpus import read_corpus
 from qa_service.index import build_index
 
-ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 QUESTIONS = Path(__file__).parent / "data" / "questions.jsonl"
 
@@ -61,39 +55,8 @@ def client(app):
 def live_server(index_dir, tmp_path_factory):
     """The production gunicorn config serving the seed index on a free loopback port."""
     log_path = tmp_path_factory.mktemp("gunicorn") / "error.log"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = dict(os.environ, QA_BIND=f"127.0.0.1:{port}", QA_INDEX=str(index_dir), QA_WORKERS="2")
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:qa_service.gunicorn_conf"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_ready(url, server, log_path)
+    with gunicorn_server(index_dir, log_path) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
-
-
-def _wait_until_ready(url: str, server: subprocess.Popen, log_path: Path, timeout=30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited: {log_path.read_text()}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"gunicorn at {url} was not ready within {timeout} s")
 
 
 @pytest.fixture(scope="session")

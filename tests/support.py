@@ -1,0 +1,80 @@
+"""Real parts for tests and screenshots: a gunicorn server and a Chromium browser."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+# Chromium as Debian installs it; QA_CHROMIUM points elsewhere.
+CHROMIUM = os.environ.get("QA_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+# Without these, Chromium keeps calling home, and this network refuses it.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now, on the loopback interface."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def gunicorn_server(index_dir: Path, log_path: Path, **environment: str) -> Iterator[str]:
+    """Serve `index_dir` with the production gunicorn config; yield the base URL."""
+    port = free_port()
+    env = dict(os.environ, QA_BIND=f"127.0.0.1:{port}", QA_INDEX=str(index_dir), QA_WORKERS="2")
+    env.update(environment)
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "python:qa_service.gunicorn_conf"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_ready(url, server, log_path)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
+def _wait_until_ready(url: str, server: subprocess.Popen, log_path: Path, timeout=30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"gunicorn exited: {log_path.read_text()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"gunicorn at {url} was not ready within {timeout} s")
+
+
+def launch_chromium(playwright):
+    """Debian's Chromium under Playwright (its own browser download does not work here)."""
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(
+            f"no Chromium at {CHROMIUM}: run `make browser` (apt-get install chromium)"
+        )
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
