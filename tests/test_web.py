@@ -129,3 +129,15 @@ def test_did_you_mean_links_the_respelt_question(client):
         "/",
         {"q": ["What damages are sought?"], "k": ["5"]},
     )
+
+
+def test_a_missing_index_is_a_clear_error_page(tmp_path):
+    from qa_service.app import create_app
+
+    client = create_app({"INDEX_DIR": str(tmp_path / "none")}).test_client()
+    response = client.get("/?q=court")
+    assert response.status_code == 503
+    assert response.content_type.startswith("text/html")
+    page = response.get_data(as_text=True)
+    assert "The index is not available; try again later." in page
+    assert str(tmp_path) not in page  # no server paths in what readers see
