@@ -26,6 +26,8 @@ COMPARABLE = 0.15
 NEAR_COPY = 0.6
 # Terms in more sentences than this say little about which fact a sentence states.
 MAX_TERM_SENTENCES = 200
+# The closest passages kept per passage: enough to cite, bounded for large corpora.
+MAX_LINKS = 8
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,11 @@ def link_passages(
     tokens: Sequence[Sequence[Token]],
     idf: Callable[[str], float],
 ) -> list[list[Link]]:
-    """For each passage, the passages of other sources with a sentence at least COMPARABLE."""
+    """For each passage, the closest passages of other sources (a sentence at least COMPARABLE).
+
+    Links are kept per passage (at most MAX_LINKS), so A may list B while B,
+    having closer passages, does not list A.
+    """
     sentences = []  # (passage number, span, unit vector)
     for number, passage in enumerate(passages):
         for span in passage.sentences:
@@ -81,14 +87,25 @@ def link_passages(
             pair = (number, sentences[other][0])
             if similarity >= COMPARABLE and similarity > best.get(pair, (0.0,))[0]:
                 best[pair] = (similarity, index, other)
-    links: list[list[Link]] = [[] for _ in passages]
+    closest: list[list[tuple[float, int, int, int]]] = [[] for _ in passages]
     for (a, b), (similarity, index_a, index_b) in best.items():
-        copy = near_copy(passages[a].text, passages[b].text)
-        span_a, span_b = sentences[index_a][1], sentences[index_b][1]
-        links[a].append(Link(b, similarity, copy, span_a, span_b))
-        links[b].append(Link(a, similarity, copy, span_b, span_a))
-    for passage_links in links:
-        passage_links.sort(key=lambda link: -link.similarity)
+        closest[a].append((similarity, b, index_a, index_b))
+        closest[b].append((similarity, a, index_b, index_a))
+    links = []
+    for number, candidates in enumerate(closest):
+        candidates.sort(reverse=True)
+        links.append(
+            [
+                Link(
+                    other,
+                    similarity,
+                    near_copy(passages[number].text, passages[other].text),
+                    sentences[mine][1],
+                    sentences[theirs][1],
+                )
+                for similarity, other, mine, theirs in candidates[:MAX_LINKS]
+            ]
+        )
     return links
 
 

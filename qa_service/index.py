@@ -13,7 +13,6 @@ offsets refer to, so a running service never cites text from another build.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import functools
 import hashlib
@@ -221,7 +220,11 @@ def _write_links(folder: Path, ix: whoosh_index.Index) -> None:
     links = link_passages(
         passages, [passage_tokens(p) for p in passages], lambda term: idf.get(term, fallback)
     )
-    rows = [[dataclasses.astuple(link) for link in passage_links] for passage_links in links]
+    rows = [
+        [(link.other, round(link.similarity, 4), link.near_copy, link.sentence, link.other_sentence)
+         for link in passage_links]
+        for passage_links in links
+    ]  # fmt: skip
     (folder / LINKS).write_text(json.dumps(rows), encoding="utf-8")
 
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from qa_service.corroboration import conflicting_values, near_copy, values_in
+from qa_service.corroboration import (
+    COMPARABLE,
+    MAX_LINKS,
+    conflicting_values,
+    near_copy,
+    values_in,
+)
 from qa_service.index import open_generation
 from qa_service.search import ask
 
@@ -63,11 +69,14 @@ def test_near_copy_is_about_shared_words():
     )
 
 
-def test_links_are_symmetric_and_cross_sources(generation):
+def test_links_cross_sources_closest_first_and_bounded(generation):
     for number, links in enumerate(generation.links):
+        assert len(links) <= MAX_LINKS
+        similarities = [link.similarity for link in links]
+        assert similarities == sorted(similarities, reverse=True)
         for link in links:
             assert generation.passages[link.other].source != generation.passages[number].source
-            assert any(back.other == number for back in generation.links[link.other])
+            assert link.similarity >= COMPARABLE
 
 
 def test_the_policy_date_conflict_between_sources(generation):
