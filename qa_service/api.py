@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
-from flask import Blueprint, abort, request
+from flask import Blueprint, abort, current_app, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
@@ -52,13 +53,26 @@ def ask():
         params = _ask_request.load(_json_object())
     else:
         params = _ask_query.load(request.args.to_dict())
+    started = time.perf_counter()
     generation = current_generation()
     sources = params.get("sources")
     unknown = [name for name in sources or () if name not in generation.sources]
     if unknown:
         raise ValidationError({"sources": [f"Unknown source: {name}" for name in unknown]})
-    answers = search.ask(generation, params["question"], k=params["k"], sources=sources)
-    return _answers.dump(with_source_urls(answers))
+    # Everything that decides the body; the host because citation URLs carry it.
+    key = (
+        generation.name,
+        request.host_url,
+        params["question"],
+        params["k"],
+        sources and tuple(sources),
+    )
+    cache = current_app.extensions["qa_answer_cache"]
+    body = cache.get(key)
+    if body is None:
+        answers = search.ask(generation, params["question"], k=params["k"], sources=sources)
+        body = cache.put(key, _answers.dump(with_source_urls(answers)))
+    return {**body, "took_ms": round((time.perf_counter() - started) * 1000, 3)}
 
 
 @blueprint.route("/sources")
@@ -119,6 +133,9 @@ def _json_object() -> dict:
         body = request.get_json()
     except BadRequest:
         raise BadRequest("The body is not valid JSON.") from None
+    except RecursionError:
+        # The standard JSON parser recurses per level; the size limit alone allows thousands.
+        raise BadRequest("The body is nested too deeply.") from None
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object.")
     return body

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, g, render_template, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import (
     HTTPException,
@@ -14,6 +14,8 @@ from werkzeug.exceptions import (
     ServiceUnavailable,
 )
 
+from . import observability
+from .cache import AnswerCache
 from .config import load_config
 from .index import IndexGeneration, IndexHandle, IndexUnavailable
 from .schemas import ErrorSchema
@@ -40,6 +42,8 @@ def create_app(config: Mapping | None = None) -> Flask:
     app.json.sort_keys = False
     # Opening is lazy: the first request in each gunicorn worker opens the index.
     app.extensions["qa_index"] = IndexHandle(app.config["INDEX_DIR"])
+    # Keyed on the index generation, so a rebuild never serves a stale answer.
+    app.extensions["qa_answer_cache"] = AnswerCache(app.config["ANSWER_CACHE_SIZE"])
 
     from . import api, health, openapi, web
 
@@ -51,13 +55,20 @@ def create_app(config: Mapping | None = None) -> Flask:
     app.register_error_handler(ValidationError, _handle_validation_error)
     app.register_error_handler(IndexUnavailable, _handle_index_unavailable)
     app.register_error_handler(Exception, _handle_unexpected_error)
-    app.after_request(_add_security_headers)
+    app.after_request(_add_headers)
+    observability.install(app)
     return app
 
 
 def current_generation() -> IndexGeneration:
-    """The index generation this worker serves now (raises IndexUnavailable)."""
-    return current_app.extensions["qa_index"].generation()
+    """The index generation this request uses throughout (raises IndexUnavailable).
+
+    Taken once per request, so a response never mixes two generations; its name
+    goes back in the X-Index-Generation header.
+    """
+    if "index_generation" not in g:
+        g.index_generation = current_app.extensions["qa_index"].generation()
+    return g.index_generation
 
 
 def error_response(status: int, message: str, field_errors: Mapping | None = None):
@@ -68,9 +79,11 @@ def error_response(status: int, message: str, field_errors: Mapping | None = Non
     return _error_schema.dump({"error": detail}), status
 
 
-def _add_security_headers(response):
+def _add_headers(response):
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    if "index_generation" in g:
+        response.headers["X-Index-Generation"] = g.index_generation.name
     return response
 
 
@@ -100,7 +113,10 @@ def _handle_validation_error(exc: ValidationError):
 
 
 def _handle_index_unavailable(exc: IndexUnavailable):
-    log.error("%s", exc)
+    # Once per worker and cause, not once per request.
+    if current_app.extensions.get("qa_index_error") != str(exc):
+        current_app.extensions["qa_index_error"] = str(exc)
+        log.error("%s", exc)
     return _handle_http_error(ServiceUnavailable("The index is not available; try again later."))
 
 

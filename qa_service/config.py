@@ -10,12 +10,15 @@ DEFAULTS = {
     "INDEX_DIR": "index",
     # Requests to /api are small JSON documents; anything bigger is refused with 413.
     "MAX_CONTENT_LENGTH": 16 * 1024,
+    # Finished answers kept per worker process (0 turns the cache off).
+    "ANSWER_CACHE_SIZE": 2048,
 }
 # Environment variable -> setting.
 ENVIRONMENT = {
     "QA_SEEDS": "SEEDS_DIR",
     "QA_INDEX": "INDEX_DIR",
     "QA_MAX_BODY_BYTES": "MAX_CONTENT_LENGTH",
+    "QA_ANSWER_CACHE_SIZE": "ANSWER_CACHE_SIZE",
 }
 
 

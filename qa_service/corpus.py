@@ -39,9 +39,14 @@ def read_corpus(folder: Path | str) -> list[Article]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"corpus folder not found: {folder}")
+    root = folder.resolve()
     articles = []
     for path in sorted(folder.rglob("*")):
         if not path.is_file() or path.suffix.lower() not in ARTICLE_SUFFIXES:
+            continue
+        if not path.resolve().is_relative_to(root):
+            # A symlink must not smuggle files from elsewhere into the index (or the API).
+            log.warning("skipping %s: it points outside %s", path, folder)
             continue
         article = read_article(path, path.relative_to(folder).as_posix())
         if article is not None:
@@ -78,6 +83,9 @@ def read_sidecar(path: Path) -> dict[str, str]:
     """Metadata from `<stem>.json` beside the article (title, publisher, date, url), if any."""
     sidecar = path.with_suffix(".json")
     if not sidecar.is_file():
+        return {}
+    if not sidecar.resolve().is_relative_to(path.resolve().parent):
+        log.warning("ignoring %s: it points outside the article's folder", sidecar)
         return {}
     try:
         data = json.loads(sidecar.read_text(encoding="utf-8"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from . import observability
 from .app import current_generation
 from .index import IndexUnavailable
 from .openapi import document, json_content
@@ -45,3 +46,17 @@ def readyz():
     return _ready.dump(
         {"status": "ready", "generation": generation.name, "passages": generation.passage_count}
     )
+
+
+@blueprint.route("/metrics")
+@document(
+    get={
+        "summary": "Prometheus metrics, summed over every worker",
+        "responses": {
+            "200": {"description": "Prometheus text format", "content": {"text/plain": {}}}
+        },
+    }
+)
+def metrics():
+    """Request counts and latencies by route and status, and the index served."""
+    return observability.metrics_response()

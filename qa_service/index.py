@@ -49,7 +49,7 @@ from .results import SourceDocument
 log = logging.getLogger(__name__)
 
 # Bump when the schema or analyzer changes so that existing indexes are rebuilt.
-INDEX_FORMAT = 5
+INDEX_FORMAT = 6
 CURRENT_LINK = "current"
 MANIFEST = "manifest.json"
 LINKS = "links.json"
@@ -112,7 +112,6 @@ def passage_tokens(passage: Passage) -> tuple[Token, ...]:
 SCHEMA = Schema(
     id=ID(stored=True, unique=True),
     source=ID(stored=True),
-    title=TEXT(analyzer=ANALYZER, stored=True),
     text=TEXT(analyzer=ANALYZER, stored=True),
     words=TEXT(analyzer=WORDS_ANALYZER),
     # Offsets and sentence spans, read back only for the hits.
@@ -175,7 +174,6 @@ def _write_generation(folder: Path, articles: list[Article], corpus_hash: str) -
                 writer.add_document(
                     id=passage.id,
                     source=article.name,
-                    title=article.title,
                     text=passage.text,
                     words=passage.text,
                     location={
@@ -308,8 +306,9 @@ class IndexGeneration:
         return len(self.passages)
 
     def __post_init__(self):
-        # Per instance, so a replaced generation takes its cache with it.
+        # Per instance, so a replaced generation takes its caches with it.
         self.tokens = functools.lru_cache(maxsize=TOKEN_CACHE_PASSAGES)(self._tokens)
+        self._thread = threading.local()
 
     def _tokens(self, docnum: int) -> tuple[Token, ...]:
         """The analysed terms of a passage (cached as `tokens`)."""
@@ -324,25 +323,47 @@ class IndexGeneration:
         """The idf of an analysed term; a term the corpus lacks weighs most."""
         return self.idf.get(term) or self.max_idf
 
-    def searcher(self):
-        """A new Whoosh searcher; use it in one thread and close it (`with`)."""
-        return self.ix.searcher()
+    def searcher(self) -> contextlib.AbstractContextManager:
+        """This thread's Whoosh searcher on this generation, opened once and then reused.
+
+        Whoosh searchers must not be shared between threads; opening one per
+        request costs more than most searches.
+        """
+        searcher = getattr(self._thread, "searcher", None)
+        if searcher is None:
+            searcher = self._thread.searcher = self.ix.searcher()
+        return contextlib.nullcontext(searcher)
 
 
 def open_generation(index_dir: Path | str) -> IndexGeneration:
     """Open the current generation of `index_dir`, or raise IndexUnavailable."""
-    index_dir = Path(index_dir)
-    link = index_dir / CURRENT_LINK
-    hint = f"run `qa-service index --index {index_dir}`"
-    if not link.exists():
-        raise IndexUnavailable(f"no index at {index_dir}: {hint}")
-    folder = link.resolve()
-    try:
+    with _unavailable_unless_readable(index_dir) as folder:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         ix = whoosh_index.open_dir(str(folder))
         sources = {item["name"]: SourceDocument(**item) for item in manifest["sources"]}
         passages, idf = _load_passages(ix)
         return IndexGeneration(folder.name, ix, sources, passages, idf, _read_links(folder))
+
+
+def check_index(index_dir: Path | str) -> str:
+    """The current generation's name if its files open, else raise IndexUnavailable (cheap)."""
+    with _unavailable_unless_readable(index_dir) as folder:
+        json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        whoosh_index.open_dir(str(folder)).doc_count()
+        return folder.name
+
+
+@contextlib.contextmanager
+def _unavailable_unless_readable(index_dir: Path | str) -> Iterator[Path]:
+    """Yield the current generation's folder; turn any failure into one clear IndexUnavailable."""
+    index_dir = Path(index_dir)
+    hint = f"run `qa-service index --index {index_dir}`"
+    link = index_dir / CURRENT_LINK
+    if not link.exists():
+        raise IndexUnavailable(f"no index at {index_dir}: {hint}")
+    folder = link.resolve()
+    try:
+        yield folder
     except Exception as exc:  # any damage to the files means the same to the caller
         raise IndexUnavailable(f"index at {folder} is unreadable ({exc}): {hint}") from exc
 
@@ -380,6 +401,11 @@ class IndexHandle:
         self.index_dir = Path(index_dir)
         self._lock = threading.Lock()
         self._generation: IndexGeneration | None = None
+
+    @property
+    def loaded(self) -> IndexGeneration | None:
+        """The generation this process has open, without opening or checking anything."""
+        return self._generation
 
     def generation(self) -> IndexGeneration:
         """The current generation, reopened when a build has swapped in a new one."""

@@ -85,3 +85,20 @@ def test_derive_title(text, title):
 def test_missing_folder_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="corpus folder not found"):
         read_corpus(tmp_path / "nope")
+
+
+def test_symlinks_out_of_the_folder_are_never_read(tmp_path, caplog):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("The secret password is swordfish.\n")
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "good.txt").write_text("A fine article about courts.\n")
+    (seeds / "leak.txt").symlink_to(outside / "secret.txt")
+    (seeds / "linked-dir").symlink_to(outside, target_is_directory=True)
+    (seeds / "inside.txt").symlink_to(seeds / "good.txt")
+    with caplog.at_level(logging.WARNING):
+        articles = read_corpus(seeds)
+    assert sorted(article.name for article in articles) == ["good.txt", "inside.txt"]
+    assert all("swordfish" not in article.text for article in articles)
+    assert "leak.txt: it points outside" in caplog.text
