@@ -11,7 +11,7 @@ BASELINE ?= df8602b76fe2
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install index serve test lint format quality browser screenshots clean
+.PHONY: install index serve test lint format quality bench browser screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,11 @@ screenshots: $(VENV)/.installed-test browser
 quality: $(VENV)/.installed-test
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/quality.py --baseline-ref $(BASELINE)
+
+# Throughput and latency under wrk, on the seeds and on the Python 3.11 docs.
+bench: $(VENV)/.installed-test
+	command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk)
+	$(BIN)/python benchmarks/load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis tests/node_modules

@@ -40,6 +40,9 @@ def create_app(config: Mapping | None = None) -> Flask:
     app.config.update(load_config(config))
     # Keep fields in schema order: the contract reads top-down.
     app.json.sort_keys = False
+    # A source name is looked up as given ("/etc/passwd" is simply unknown), never
+    # redirected to a tidied path.
+    app.url_map.merge_slashes = False
     # Opening is lazy: the first request in each gunicorn worker opens the index.
     app.extensions["qa_index"] = IndexHandle(app.config["INDEX_DIR"])
     # Keyed on the index generation, so a rebuild never serves a stale answer.
@@ -96,15 +99,15 @@ def _handle_http_error(exc: HTTPException):
         limit = current_app.config["MAX_CONTENT_LENGTH"]
         exc.description = f"The request body is larger than {limit} bytes."
     if _wants_json():
-        body, status = error_response(exc.code, exc.description)
-        response = current_app.json.response(body)
-        response.status_code = status
-        # Keep what Werkzeug would have sent, e.g. Allow on 405.
-        for name, value in exc.get_headers():
-            if name.lower() != "content-type":
-                response.headers[name] = value
-        return response
-    return render_template("error.html", error=exc), exc.code
+        response = current_app.json.response(error_response(exc.code, exc.description)[0])
+    else:
+        response = current_app.make_response(render_template("error.html", error=exc))
+    response.status_code = exc.code
+    # Keep what Werkzeug would have sent, e.g. Allow on 405.
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
 
 
 def _handle_validation_error(exc: ValidationError):

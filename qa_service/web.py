@@ -16,7 +16,10 @@ from .schemas import K_DEFAULT, QUESTION_MAX_CHARS, AskQuerySchema
 
 blueprint = Blueprint("web", __name__)
 _ask_query = AskQuerySchema()
-_HTML = {"200": {"description": "HTML page", "content": {"text/html": {}}}}
+_HTML = {
+    "200": {"description": "HTML page", "content": {"text/html": {}}},
+    "default": {"description": "HTML error page", "content": {"text/html": {}}},
+}
 
 
 @dataclass(frozen=True)

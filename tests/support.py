@@ -36,9 +36,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+# The gunicorn master process behind each running server's base URL.
+SERVERS: dict[str, subprocess.Popen] = {}
+
+
 @contextlib.contextmanager
-def gunicorn_server(index_dir: Path, log_path: Path, **environment: str) -> Iterator[str]:
-    """Serve `index_dir` with the production gunicorn config; yield the base URL."""
+def gunicorn_server(
+    index_dir: Path, log_path: Path, *, ready: str = "/readyz", **environment: str
+) -> Iterator[str]:
+    """Serve `index_dir` with the production gunicorn config; yield the base URL.
+
+    Returns once `ready` answers 200 (use "/healthz" for a server without an index).
+    """
     port = free_port()
     env = dict(os.environ, QA_BIND=f"127.0.0.1:{port}", QA_INDEX=str(index_dir), QA_WORKERS="2")
     env.update(environment)
@@ -51,12 +60,14 @@ def gunicorn_server(index_dir: Path, log_path: Path, **environment: str) -> Iter
             stderr=log,
         )
     url = f"http://127.0.0.1:{port}"
+    SERVERS[url] = server
     try:
-        _wait_until_ready(url, server, log_path)
+        _wait_until_ready(url + ready, server, log_path)
         yield url
     finally:
         server.terminate()
         server.wait(timeout=15)
+        del SERVERS[url]
 
 
 def _wait_until_ready(url: str, server: subprocess.Popen, log_path: Path, timeout=30.0) -> None:
@@ -65,7 +76,7 @@ def _wait_until_ready(url: str, server: subprocess.Popen, log_path: Path, timeou
         if server.poll() is not None:
             raise RuntimeError(f"gunicorn exited: {log_path.read_text()}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+            if httpx.get(url, timeout=1).status_code == 200:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"gunicorn at {url} was not ready within {timeout} s")
