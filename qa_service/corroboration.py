@@ -32,13 +32,13 @@ MAX_LINKS = 8
 
 @dataclass(frozen=True)
 class Link:
-    """Another source's passage close to this one, and the closest sentence pair."""
+    """Another source's passage close to this one, and where their closest sentences disagree."""
 
     other: int
     similarity: float
     near_copy: bool
-    sentence: tuple[int, int]
-    other_sentence: tuple[int, int]
+    # (kind, as this passage says it, as the other says it) for each conflicting value.
+    conflicts: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,13 +100,26 @@ def link_passages(
                     other,
                     similarity,
                     near_copy(passages[number].text, passages[other].text),
-                    sentences[mine][1],
-                    sentences[theirs][1],
+                    _conflicts(passages, sentences, mine, theirs, similarity),
                 )
                 for similarity, other, mine, theirs in candidates[:MAX_LINKS]
             ]
         )
     return links
+
+
+def _conflicts(passages, sentences, mine: int, theirs: int, similarity: float) -> tuple:
+    """Conflicting values between two linked sentences, as (kind, mine, theirs)."""
+    texts = []
+    for index in (mine, theirs):
+        number, (start, end), _ = sentences[index]
+        passage = passages[number]
+        texts.append(passage.text[start - passage.start : end - passage.start])
+    # Every date that can conflict has a day or a year, and every amount a digit.
+    if not all(any(char.isdigit() for char in text) for text in texts):
+        return ()
+    pairs = conflicting_values(*texts, amounts=similarity >= SAME_FACT)
+    return tuple((a.kind, a.text, b.text) for a, b in pairs)
 
 
 def _unit_vector(terms: Counter, idf: Callable[[str], float]) -> dict[str, float]:

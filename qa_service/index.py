@@ -49,7 +49,7 @@ from .results import SourceDocument
 log = logging.getLogger(__name__)
 
 # Bump when the schema or analyzer changes so that existing indexes are rebuilt.
-INDEX_FORMAT = 6
+INDEX_FORMAT = 7
 CURRENT_LINK = "current"
 MANIFEST = "manifest.json"
 LINKS = "links.json"
@@ -219,7 +219,7 @@ def _write_links(folder: Path, ix: whoosh_index.Index) -> None:
         passages, [passage_tokens(p) for p in passages], lambda term: idf.get(term, fallback)
     )
     rows = [
-        [(link.other, round(link.similarity, 4), link.near_copy, link.sentence, link.other_sentence)
+        [(link.other, round(link.similarity, 4), link.near_copy, link.conflicts)
          for link in passage_links]
         for passage_links in links
     ]  # fmt: skip
@@ -229,8 +229,8 @@ def _write_links(folder: Path, ix: whoosh_index.Index) -> None:
 def _read_links(folder: Path) -> list[list[Link]]:
     rows = json.loads((folder / LINKS).read_text(encoding="utf-8"))
     return [
-        [Link(other, similarity, copy, tuple(mine), tuple(theirs))
-         for other, similarity, copy, mine, theirs in passage_links]
+        [Link(other, similarity, copy, tuple(map(tuple, conflicts)))
+         for other, similarity, copy, conflicts in passage_links]
         for passage_links in rows
     ]  # fmt: skip
 
@@ -284,6 +284,7 @@ def _read_current_manifest(index_dir: Path) -> dict | None:
 # Analysed passages kept per generation; enough for every passage of a
 # mid-sized corpus, bounded for a large one.
 TOKEN_CACHE_PASSAGES = 20_000
+CORRECTION_CACHE_WORDS = 20_000
 
 
 @dataclass
@@ -308,6 +309,7 @@ class IndexGeneration:
     def __post_init__(self):
         # Per instance, so a replaced generation takes its caches with it.
         self.tokens = functools.lru_cache(maxsize=TOKEN_CACHE_PASSAGES)(self._tokens)
+        self.correction = functools.lru_cache(maxsize=CORRECTION_CACHE_WORDS)(self._correction)
         self._thread = threading.local()
 
     def _tokens(self, docnum: int) -> tuple[Token, ...]:
@@ -318,6 +320,20 @@ class IndexGeneration:
     def max_idf(self) -> float:
         """The idf of a term no passage holds (Whoosh's formula with a frequency of 0)."""
         return math.log(len(self.passages)) + 1
+
+    def _correction(self, word: str) -> str | None:
+        """The articles' closest word to a lower-cased word they lack (cached as `correction`).
+
+        None when the articles use the word, or use nothing close to it.
+        Whoosh's corrector ranks by edit distance, then by frequency.
+        """
+        with self.searcher() as searcher:
+            if searcher.doc_frequency("words", word):
+                return None
+            corrector = searcher.corrector("words")
+            maxdist = 1 if len(word) < 7 else 2
+            suggestions = corrector.suggest(word, limit=1, maxdist=maxdist, prefix=1)
+        return suggestions[0] if suggestions else None
 
     def term_idf(self, term: str) -> float:
         """The idf of an analysed term; a term the corpus lacks weighs most."""

@@ -34,26 +34,22 @@ FRAMING = re.compile(
 CANDIDATES = 50
 
 
-def respell(searcher, question: str) -> str | None:
+def respell(generation: IndexGeneration, question: str) -> str | None:
     """The question with words the articles lack replaced by the closest they use, if any.
 
-    Whoosh's corrector over the articles' words, ranked by edit distance then
-    frequency; words of four letters or fewer are left alone (names, acronyms),
-    as are stop and question words.
+    Words of four letters or fewer are left alone (names, acronyms), as are
+    stop and question words.
     """
     changed = False
 
     def closest(match: re.Match) -> str:
         nonlocal changed
         word = match.group().lower()
-        if len(word) < 5 or word in SKIP_SPELLING or searcher.doc_frequency("words", word):
+        if len(word) < 5 or word in SKIP_SPELLING:
             return match.group()
-        corrector = searcher.corrector("words")
-        suggestions = corrector.suggest(word, limit=1, maxdist=1 if len(word) < 7 else 2, prefix=1)
-        if not suggestions:
-            return match.group()
-        changed = True
-        return suggestions[0]
+        correction = generation.correction(word)
+        changed = changed or correction is not None
+        return correction or match.group()
 
     respelt = WORD.sub(closest, question)
     return respelt if changed else None
@@ -89,8 +85,8 @@ def ask(
     terms = query_terms(question)
     weights = {term: generation.term_idf(term) for term in terms}
     allowed = Or([Term("source", name) for name in sources]) if sources else None
+    did_you_mean = respell(generation, question)
     with generation.searcher() as searcher:
-        did_you_mean = respell(searcher, question)
         query = Or([Term("text", term) for term in terms])
         hits = searcher.search(query, limit=CANDIDATES, filter=allowed) if terms else []
         bm25 = {hit.docnum: hit.score for hit in hits}
@@ -157,26 +153,17 @@ def _answer_passage(generation, candidate: _Candidate, rank, weights) -> AnswerP
             for link in links
             if link.similarity >= corroboration.SAME_FACT
         ],
-        conflicts=_conflicts(generation, source.text, links),
+        conflicts=_conflicts(generation, links),
     )
 
 
-def _conflicts(generation, text: str, links) -> list[Conflict]:
+def _conflicts(generation, links) -> list[Conflict]:
     """Dates and amounts that passages about the same fact in other sources state differently."""
-    found = []
-    for link in links:
-        other = generation.passages[link.other]
-        other_text = generation.sources[other.source].text
-        pairs = corroboration.conflicting_values(
-            text[link.sentence[0] : link.sentence[1]],
-            other_text[link.other_sentence[0] : link.other_sentence[1]],
-            amounts=link.similarity >= corroboration.SAME_FACT,
-        )
-        citation = _citation(generation, other)
-        found.extend(
-            Conflict(mine.kind, mine.text, theirs.text, citation) for mine, theirs in pairs
-        )
-    return found
+    return [
+        Conflict(kind, value, other_value, _citation(generation, generation.passages[link.other]))
+        for link in links
+        for kind, value, other_value in link.conflicts
+    ]
 
 
 def _citation(generation, passage: Passage) -> Citation:
