@@ -13,6 +13,7 @@ from werkzeug.exceptions import (
     RequestEntityTooLarge,
     ServiceUnavailable,
 )
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import observability
 from .cache import AnswerCache
@@ -43,6 +44,9 @@ def create_app(config: Mapping | None = None) -> Flask:
     # A source name is looked up as given ("/etc/passwd" is simply unknown), never
     # redirected to a tidied path.
     app.url_map.merge_slashes = False
+    if hops := app.config["PROXY_HOPS"]:
+        # Citation URLs must name the host and scheme the reader used, not the proxy's.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
     # Opening is lazy: the first request in each gunicorn worker opens the index.
     app.extensions["qa_index"] = IndexHandle(app.config["INDEX_DIR"])
     # Keyed on the index generation, so a rebuild never serves a stale answer.

@@ -12,6 +12,8 @@ DEFAULTS = {
     "MAX_CONTENT_LENGTH": 16 * 1024,
     # Finished answers kept per worker process (0 turns the cache off).
     "ANSWER_CACHE_SIZE": 2048,
+    # Reverse proxies in front whose X-Forwarded-For/-Proto/-Host/-Prefix are trusted.
+    "PROXY_HOPS": 0,
 }
 # Environment variable -> setting.
 ENVIRONMENT = {
@@ -19,6 +21,7 @@ ENVIRONMENT = {
     "QA_INDEX": "INDEX_DIR",
     "QA_MAX_BODY_BYTES": "MAX_CONTENT_LENGTH",
     "QA_ANSWER_CACHE_SIZE": "ANSWER_CACHE_SIZE",
+    "QA_PROXY_HOPS": "PROXY_HOPS",
 }
 
 

@@ -36,8 +36,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-# The gunicorn master process behind each running server's base URL.
+# The gunicorn master process, and its log file, behind each running server's base URL.
 SERVERS: dict[str, subprocess.Popen] = {}
+LOGS: dict[str, Path] = {}
 
 
 @contextlib.contextmanager
@@ -60,14 +61,14 @@ def gunicorn_server(
             stderr=log,
         )
     url = f"http://127.0.0.1:{port}"
-    SERVERS[url] = server
+    SERVERS[url], LOGS[url] = server, log_path
     try:
         _wait_until_ready(url + ready, server, log_path)
         yield url
     finally:
         server.terminate()
         server.wait(timeout=15)
-        del SERVERS[url]
+        del SERVERS[url], LOGS[url]
 
 
 def _wait_until_ready(url: str, server: subprocess.Popen, log_path: Path, timeout=30.0) -> None:

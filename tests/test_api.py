@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from openapi_spec_validator import validate as validate_openapi
 
@@ -354,3 +356,39 @@ def test_openapi_documents_every_route(app, client):
     schemas = spec["components"]["schemas"]
     assert {"AskRequest", "Answers", "Citation", "Error"} <= set(schemas)
     assert schemas["AskRequest"]["properties"]["k"]["maximum"] == 50
+
+
+def test_behind_a_trusted_proxy_citations_use_the_public_address(index_dir):
+    from qa_service.app import create_app
+
+    app = create_app({"INDEX_DIR": str(index_dir), "PROXY_HOPS": 1})
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "qa.example.org"}
+    body = app.test_client().post(ASK, json={"question": "court"}, headers=headers).get_json()
+    assert body["passages"][0]["citation"]["url"].startswith("https://qa.example.org/sources/")
+
+
+def test_forwarded_headers_are_ignored_without_a_proxy(client):
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
+    body = client.post(ASK, json={"question": "court"}, headers=headers).get_json()
+    assert body["passages"][0]["citation"]["url"].startswith("http://localhost/sources/")
+
+
+def test_every_response_carries_a_request_id(client):
+    echoed = client.get("/healthz", headers={"X-Request-ID": "trace-42"})
+    assert echoed.headers["X-Request-ID"] == "trace-42"
+    made = client.get("/healthz", headers={"X-Request-ID": "not valid!" * 20})
+    assert re.fullmatch(r"[0-9a-f]{32}", made.headers["X-Request-ID"])
+    assert client.post(ASK, json={}).headers["X-Request-ID"]
+
+
+def test_metrics_count_requests_by_route_and_status(client):
+    client.get("/healthz")
+    client.post(ASK, json={"question": "court"})
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'qa_http_requests_total{method="GET",route="/healthz",status="200"}' in text
+    assert (
+        'qa_http_request_duration_seconds_bucket{le="0.001",method="POST",route="/api/v1/ask"}'
+        in text
+    )
+    assert re.search(r"^qa_index_passages \d+", text, re.M)
+    assert re.search(r'^qa_index_generation\{generation="gen-[^"]+"\} 1\.0', text, re.M)

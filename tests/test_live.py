@@ -6,9 +6,11 @@ import json
 import re
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
+from support import LOGS
 
 from qa_service.client import QAClient, QAClientError, QATransportError
 from qa_service.evaluation import evaluate, load_questions
@@ -102,3 +104,32 @@ def test_answer_quality_does_not_regress(live_server, questions_path, seed_texts
     assert report["median_passage_chars"] <= MAX_MEDIAN_PASSAGE_CHARS
     for metric, floor in FLOORS.items():
         assert report[metric] >= floor, report
+
+
+def test_metrics_add_up_every_worker(live_server):
+    def served() -> float:
+        text = httpx.get(f"{live_server}/metrics").text
+        pattern = r'^qa_http_requests_total\{method="GET",route="/healthz",status="200"\} (\S+)'
+        match = re.search(pattern, text, re.M)
+        return float(match.group(1)) if match else 0.0
+
+    before = served()
+    for _ in range(40):  # a new connection each time: the requests spread over both workers
+        httpx.get(f"{live_server}/healthz")
+    assert served() - before == 40
+
+
+def test_each_request_is_one_json_log_line(live_server):
+    response = httpx.get(f"{live_server}/api/v1/sources", headers={"X-Request-ID": "log-check-1"})
+    assert response.headers["X-Request-ID"] == "log-check-1"
+    time.sleep(0.2)
+    lines = [line for line in LOGS[live_server].read_text().splitlines() if "log-check-1" in line]
+    assert len(lines) == 1
+    entry = json.loads(lines[0])
+    assert {key: entry[key] for key in ("method", "path", "status", "request_id")} == {
+        "method": "GET",
+        "path": "/api/v1/sources",
+        "status": 200,
+        "request_id": "log-check-1",
+    }
+    assert entry["duration_ms"] > 0
