@@ -38,7 +38,7 @@ REQUESTS = Counter(
 LATENCY = Histogram(
     "qa_http_request_duration_seconds",
     "Time to answer an HTTP request.",
-    ["route", "method"],
+    ["route", "method", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 PASSAGES = Gauge(
@@ -89,7 +89,7 @@ def _finish(response):
     # The rule, not the path: one label per route however many names are asked for.
     route = request.url_rule.rule if request.url_rule else "unmatched"
     REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-    LATENCY.labels(route, request.method).observe(duration)
+    LATENCY.labels(route, request.method, str(response.status_code)).observe(duration)
     _record_generation()
     log.info(
         json.dumps(

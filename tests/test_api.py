@@ -387,7 +387,7 @@ def test_metrics_count_requests_by_route_and_status(client):
     text = client.get("/metrics").get_data(as_text=True)
     assert 'qa_http_requests_total{method="GET",route="/healthz",status="200"}' in text
     assert (
-        'qa_http_request_duration_seconds_bucket{le="0.001",method="POST",route="/api/v1/ask"}'
+        'qa_http_request_duration_seconds_bucket{le="0.001",method="POST",route="/api/v1/ask",status="200"}'
         in text
     )
     assert re.search(r"^qa_index_passages \d+", text, re.M)
