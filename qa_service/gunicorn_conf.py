@@ -5,6 +5,7 @@ Run with `gunicorn -c python:qa_service.gunicorn_conf` (what `qa-service serve` 
 
 import contextlib
 import os
+import shutil
 import tempfile
 
 wsgi_app = "qa_service.app:create_app()"
@@ -29,7 +30,10 @@ limit_request_line = 0
 
 # Metrics from every worker are summed through files in this folder
 # (prometheus_client's multiprocess mode); it must be set before workers start.
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="qa-metrics-"))
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    _metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="qa-metrics-")
+else:
+    _metrics_dir = None
 
 
 def when_ready(server):
@@ -57,3 +61,9 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics folder this server made for itself."""
+    if _metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
