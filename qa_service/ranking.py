@@ -70,13 +70,16 @@ _QUESTION_TYPES = [
 
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
 _MAGNITUDE = r"(?:hundred|thousand|million|billion|trillion)s?"
+# Digits with separators only between them: "1,000" and "26.2", not the comma after "2023,".
+_NUMBER = r"\d+(?:[.,]\d+)*"
 ENTITY_PATTERNS = {
     # Amounts of money, percentages, and numbers that count something ("175 million
-    # users", "87 percent of staff"); a bare number ("18 U.S.C.", "Section 3.2") is a label.
+    # users", "87 percent of staff"); a bare number ("18 U.S.C.", "Section 3.2") is a
+    # label, and a year is a time.
     AnswerType.QUANTITY: re.compile(
-        rf"[$€£]\s?\d[\d,.]*(?:\s?{_MAGNITUDE})?"
-        rf"|\b\d[\d,.]*\s?(?:%|percent\b|per\s?cent\b|{_MAGNITUDE}\b)"
-        r"|\b\d[\d,.]*\s+[a-z]+"
+        rf"[$€£]\s?{_NUMBER}(?:\s?{_MAGNITUDE})?"
+        rf"|\b{_NUMBER}\s?(?:%|percent\b|per\s?cent\b|{_MAGNITUDE}\b)"
+        rf"|\b(?!(?:19|20)\d\d\b){_NUMBER}\s+[a-z]+"
         rf"|\b(?:a|one|several|many|{_MAGNITUDE})\s+(?:of\s+)?{_MAGNITUDE}\b"
     ),
     AnswerType.TIME: re.compile(
@@ -85,8 +88,10 @@ ENTITY_PATTERNS = {
         re.IGNORECASE,
     ),
     # Runs of capitalised words, inner particles allowed: "Open Rights Group", "De La Torre".
+    # A period only inside a word ("U.S"), so a run never crosses the end of a sentence.
     AnswerType.NAME: re.compile(
-        r"\b[A-Z][\w’'&.-]*(?:\s+(?:(?:of|de|la|du|van|von|and|the)\s+)?[A-Z][\w’'&.-]*)*"
+        r"\b[A-Z][\w’'&-]*(?:\.[A-Z][\w’'&-]*)*"
+        r"(?:\s+(?:(?:of|de|la|du|van|von|and|the)\s+)?[A-Z][\w’'&-]*(?:\.[A-Z][\w’'&-]*)*)*"
     ),
 }
 # Commas, semicolons, colons, brackets and spaced dashes; not the comma in "1,000".
@@ -171,7 +176,27 @@ def clause_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
         clause_start = match.end()
     if clause_start < end:
         spans.append((clause_start, end))
-    return spans or [(start, end)]
+    return _join_short_clauses(text, spans) or [(start, end)]
+
+
+def _join_short_clauses(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Join a clause of one or two words to the next: it is a list item or an aside
+    ("Amazon, Google, and Meta"), not a statement of its own."""
+    joined: list[tuple[int, int]] = []
+    pending = None
+    for start, end in spans:
+        if pending is not None:
+            start, pending = pending, None
+        if len(text[start:end].split()) < 3:
+            pending = start
+            continue
+        joined.append((start, end))
+    if pending is not None:
+        if joined:
+            joined[-1] = (joined[-1][0], spans[-1][1])
+        else:
+            joined.append((pending, spans[-1][1]))
+    return joined
 
 
 def best_span(

@@ -74,16 +74,15 @@ def test_answer_spans_keep_numbers_whole(generation):
         assert "$1,000" in text or "$1000" in text or "$" not in text
 
 
-def test_clauses_split_at_punctuation_but_not_inside_numbers():
+def test_clauses_split_at_punctuation_but_not_inside_numbers_or_lists():
     from qa_service.ranking import clause_spans
 
-    text = "It asks $1,000 per user, which is a lot; the rest (if any) follows."
+    text = "It asks $1,000 per user, which is a lot; Amazon, Google, and Meta (if any) follow."
     assert [text[s:e] for s, e in clause_spans(text, 0, len(text))] == [
         "It asks $1,000 per user",
         "which is a lot",
-        "the rest",
-        "if any",
-        "follows.",
+        "Amazon, Google, and Meta",
+        "if any) follow.",
     ]
 
 

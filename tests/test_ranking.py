@@ -1,0 +1,45 @@
+"""Question types and answer entities: the pure parts of the second stage."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa_service.ranking import AnswerType, answer_entities, expected_answer_type
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("How much money do the plaintiffs want?", AnswerType.QUANTITY),
+        ("What share of staff feel close to burnout?", AnswerType.QUANTITY),
+        ("When was the setting introduced?", AnswerType.TIME),
+        ("How long has he been a subscriber?", AnswerType.TIME),
+        ("Who is the named plaintiff?", AnswerType.NAME),
+        ("Which court is the case filed in?", AnswerType.NAME),
+        ("Why are the claims serious?", AnswerType.ANY),
+    ],
+)
+def test_expected_answer_type(question, kind):
+    assert expected_answer_type(question) is kind
+
+
+def entities(text: str, kind: AnswerType, question_spans=()) -> list[str]:
+    return [text[s:e] for s, e in answer_entities(text, 0, kind, question_spans)]
+
+
+def test_quantities_are_amounts_and_counts_not_labels_or_years():
+    text = (
+        "On September 18, 2023, it had 175 million users, paid $26.2 billion under 18 U.S.C. 2707."
+    )
+    assert entities(text, AnswerType.QUANTITY) == ["175 million", "$26.2 billion"]
+
+
+def test_names_skip_sentence_starts_and_the_questions_own_words():
+    text = "Filed on behalf of Alessandro De La Torre. LinkedIn denied it."
+    question_spans = [(text.index("LinkedIn"), text.index("LinkedIn") + 8)]
+    assert entities(text, AnswerType.NAME, question_spans) == ["Alessandro De La Torre"]
+
+
+def test_times_are_dates_years_and_durations():
+    text = "A subscriber since July 2021, for 3 years, until May."
+    assert entities(text, AnswerType.TIME) == ["since", "July 2021", "3 years", "May"]
