@@ -217,7 +217,9 @@ def serve_and_time(
     checkout: Path, index_dir: Path, seeds: Path, questions: list[dict], repeat: int
 ) -> float:
     """Start gunicorn from `checkout` and return the p50 ms of POST /api/v1/ask."""
-    env = dict(os.environ, QA_INDEX=str(index_dir), QA_WORKERS="2", QA_ACCESS_LOG="/dev/null")
+    # The answer cache off: the passes repeat the questions, and the comparison is
+    # about the work of answering one.
+    env = dict(os.environ, QA_INDEX=str(index_dir), QA_WORKERS="2", QA_ANSWER_CACHE_SIZE="0")
     command = [sys.executable, "-m", "qa_service.cli", "index", "--seeds", str(seeds)]
     subprocess.run(
         [*command, "--index", str(index_dir)],
