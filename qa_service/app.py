@@ -47,7 +47,8 @@ def create_app(config: Mapping | None = None) -> Flask:
     if hops := app.config["PROXY_HOPS"]:
         # Citation URLs must name the host and scheme the reader used, not the proxy's.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
-    # Opening is lazy: the first request in each gunicorn worker opens the index.
+    # Nothing is opened here: each gunicorn worker opens the index after the fork
+    # (post_worker_init in gunicorn_conf), or on its first request.
     app.extensions["qa_index"] = IndexHandle(app.config["INDEX_DIR"])
     # Keyed on the index generation, so a rebuild never serves a stale answer.
     app.extensions["qa_answer_cache"] = AnswerCache(app.config["ANSWER_CACHE_SIZE"])
