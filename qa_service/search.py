@@ -21,8 +21,8 @@ QUESTION_WORDS = frozenset(
     was were been being has had having is are am there their they them it its any
     some about much many tell please would could should shall might must i me my""".split()
 )
-QUERY_ANALYZER = make_analyzer(STOP_WORDS | QUESTION_WORDS)
-SKIP_SPELLING = STOP_WORDS | QUESTION_WORDS
+QUERY_STOP_WORDS = STOP_WORDS | QUESTION_WORDS
+QUERY_ANALYZER = make_analyzer(QUERY_STOP_WORDS)
 # Phrases that only frame the question; the answer type stands for them.
 FRAMING = re.compile(
     r"\bhow\s+(?:long|many|much|big|large|often|high)\b"
@@ -45,7 +45,7 @@ def respell(generation: IndexGeneration, question: str) -> str | None:
     def closest(match: re.Match) -> str:
         nonlocal changed
         word = match.group().lower()
-        if len(word) < 5 or word in SKIP_SPELLING:
+        if len(word) < 5 or word in QUERY_STOP_WORDS:
             return match.group()
         correction = generation.correction(word)
         changed = changed or correction is not None
