@@ -114,7 +114,7 @@ SCHEMA = Schema(
     source=ID(stored=True),
     text=TEXT(analyzer=ANALYZER, stored=True),
     words=TEXT(analyzer=WORDS_ANALYZER),
-    # Offsets and sentence spans, read back only for the hits.
+    # Offsets and sentence spans, read back into memory when a generation opens.
     location=STORED,
 )
 
@@ -162,15 +162,16 @@ def build_index(
 
 
 def _write_generation(folder: Path, articles: list[Article], corpus_hash: str) -> dict:
-    """Write the Whoosh index and manifest for `articles` into `folder`."""
+    """Write the Whoosh index, corroboration links and manifest for `articles` into `folder`."""
     ix = whoosh_index.create_in(str(folder), SCHEMA)
     sources = []
-    total = 0
+    # In document-number order: one writer, one segment, added in this order.
+    passages: list[Passage] = []
     # The writer commits on success and cancels if anything raises.
     with ix.writer() as writer:
         for article in articles:
-            passages = split_passages(article.text, article.name)
-            for passage in passages:
+            article_passages = split_passages(article.text, article.name)
+            for passage in article_passages:
                 writer.add_document(
                     id=passage.id,
                     source=article.name,
@@ -186,7 +187,7 @@ def _write_generation(folder: Path, articles: list[Article], corpus_hash: str) -
                         "sentences": passage.sentences,
                     },
                 )
-            total += len(passages)
+            passages.extend(article_passages)
             sources.append(
                 {
                     "name": article.name,
@@ -194,26 +195,25 @@ def _write_generation(folder: Path, articles: list[Article], corpus_hash: str) -
                     "publisher": article.publisher,
                     "date": article.date,
                     "url": article.url,
-                    "passages": len(passages),
+                    "passages": len(article_passages),
                     "text": article.text,
                 }
             )
-    _write_links(folder, ix)
+    _write_links(folder, passages, _read_idf(ix))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     manifest = {
         "generation": f"gen-{stamp}-{corpus_hash[:8]}",
         "corpus_hash": corpus_hash,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "passages": total,
+        "passages": len(passages),
         "sources": sources,
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
     return manifest
 
 
-def _write_links(folder: Path, ix: whoosh_index.Index) -> None:
+def _write_links(folder: Path, passages: list[Passage], idf: dict[str, float]) -> None:
     """Record, for every passage, the passages of other sources that state the same facts."""
-    passages, idf = _load_passages(ix)
     fallback = math.log(len(passages)) + 1
     links = link_passages(
         passages, [passage_tokens(p) for p in passages], lambda term: idf.get(term, fallback)
@@ -294,7 +294,7 @@ class IndexGeneration:
     name: str
     ix: whoosh_index.Index
     sources: dict[str, SourceDocument]
-    # Every passage by Whoosh document number; neighbours in a source are adjacent.
+    # Every passage, by Whoosh document number.
     passages: list[Passage]
     # Inverse document frequency of every indexed term of the text field.
     idf: dict[str, float]
@@ -357,8 +357,9 @@ def open_generation(index_dir: Path | str) -> IndexGeneration:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         ix = whoosh_index.open_dir(str(folder))
         sources = {item["name"]: SourceDocument(**item) for item in manifest["sources"]}
-        passages, idf = _load_passages(ix)
-        return IndexGeneration(folder.name, ix, sources, passages, idf, _read_links(folder))
+        return IndexGeneration(
+            folder.name, ix, sources, _read_passages(ix), _read_idf(ix), _read_links(folder)
+        )
 
 
 def check_index(index_dir: Path | str) -> str:
@@ -384,11 +385,10 @@ def _unavailable_unless_readable(index_dir: Path | str) -> Iterator[Path]:
         raise IndexUnavailable(f"index at {folder} is unreadable ({exc}): {hint}") from exc
 
 
-def _load_passages(ix: whoosh_index.Index) -> tuple[list[Passage], dict[str, float]]:
-    """All stored passages by document number, and the idf of every text term."""
-    with ix.searcher() as searcher:
-        reader = searcher.reader()
-        passages = [
+def _read_passages(ix: whoosh_index.Index) -> list[Passage]:
+    """All stored passages by document number (the index has no deletions)."""
+    with ix.reader() as reader:
+        return [
             Passage(
                 source=fields["source"],
                 text=fields["text"],
@@ -399,18 +399,20 @@ def _load_passages(ix: whoosh_index.Index) -> tuple[list[Passage], dict[str, flo
             )
             for _, fields in reader.iter_docs()
         ]
-        # Whoosh's own idf, so both ranking stages weigh a term alike.
-        idf = {
-            term.decode(): searcher.idf("text", term.decode()) for term in reader.lexicon("text")
-        }
-    return passages, idf
+
+
+def _read_idf(ix: whoosh_index.Index) -> dict[str, float]:
+    """The idf of every term of the text field, by Whoosh's own formula (as BM25F uses it)."""
+    with ix.searcher() as searcher:
+        terms = [term.decode() for term in searcher.reader().lexicon("text")]
+        return {term: searcher.idf("text", term) for term in terms}
 
 
 class IndexHandle:
     """A per-process view of an index folder that follows the `current` generation.
 
     Open it after gunicorn forks: Whoosh file handles must not be shared
-    between processes. Each request takes its own searcher from `generation()`.
+    between processes. Each request takes the generation once from `generation()`.
     """
 
     def __init__(self, index_dir: Path | str):
