@@ -14,23 +14,25 @@ import click
 from .config import DEFAULTS
 from .results import Answers
 
-_seeds_option = click.option(
-    "--seeds",
-    "seeds_dir",
-    envvar="QA_SEEDS",
-    default=DEFAULTS["SEEDS_DIR"],
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder of UTF-8 .txt/.md articles (env QA_SEEDS).",
+
+def _folder_option(flag: str, name: str, variable: str, default: str, what: str):
+    """A folder option that falls back to a QA_* variable, then the service default."""
+    return click.option(
+        flag,
+        name,
+        envvar=variable,
+        default=default,
+        show_default=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help=f"{what} (env {variable}).",
+    )
+
+
+_seeds_option = _folder_option(
+    "--seeds", "seeds_dir", "QA_SEEDS", DEFAULTS["SEEDS_DIR"], "Folder of UTF-8 .txt/.md articles"
 )
-_index_option = click.option(
-    "--index",
-    "index_dir",
-    envvar="QA_INDEX",
-    default=DEFAULTS["INDEX_DIR"],
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Index folder (env QA_INDEX).",
+_index_option = _folder_option(
+    "--index", "index_dir", "QA_INDEX", DEFAULTS["INDEX_DIR"], "Index folder"
 )
 
 

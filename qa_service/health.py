@@ -7,7 +7,7 @@ from flask import Blueprint
 from . import observability
 from .app import current_generation
 from .index import IndexUnavailable
-from .openapi import document, json_content
+from .openapi import document, json_content, media_content
 from .schemas import HealthSchema, ReadySchema
 
 blueprint = Blueprint("health", __name__)
@@ -52,9 +52,7 @@ def readyz():
 @document(
     get={
         "summary": "Prometheus metrics, summed over every worker",
-        "responses": {
-            "200": {"description": "Prometheus text format", "content": {"text/plain": {}}}
-        },
+        "responses": {"200": media_content("text/plain", "Prometheus text format")},
     }
 )
 def metrics():

@@ -25,6 +25,11 @@ def json_content(schema, description: str = "OK") -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def media_content(media_type: str, description: str) -> dict:
+    """An OpenAPI response object of a media type the schemas do not describe (HTML, text)."""
+    return {"description": description, "content": {media_type: {}}}
+
+
 def build_spec(app) -> APISpec:
     """An OpenAPI 3 document covering every documented route of `app`."""
     spec = APISpec(
@@ -50,9 +55,7 @@ def build_spec(app) -> APISpec:
 @document(
     get={
         "summary": "This OpenAPI document",
-        "responses": {
-            "200": {"description": "OpenAPI 3 document", "content": {"application/json": {}}}
-        },
+        "responses": {"200": media_content("application/json", "OpenAPI 3 document")},
     }
 )
 def openapi_json():

@@ -10,15 +10,15 @@ from marshmallow import ValidationError
 
 from . import search
 from .app import current_generation
-from .openapi import document
+from .openapi import document, media_content
 from .results import AnswerPassage, Citation
 from .schemas import K_DEFAULT, QUESTION_MAX_CHARS, AskQuerySchema
 
 blueprint = Blueprint("web", __name__)
 _ask_query = AskQuerySchema()
 _HTML = {
-    "200": {"description": "HTML page", "content": {"text/html": {}}},
-    "default": {"description": "HTML error page", "content": {"text/html": {}}},
+    "200": media_content("text/html", "HTML page"),
+    "default": media_content("text/html", "HTML error page"),
 }
 
 
