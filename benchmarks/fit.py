@@ -1,0 +1,251 @@
+"""Fit the ranker's weights and the answerability decision across question sets.
+
+For every question of the fitted sets (benchmarks/sets.py), the service's own
+first stages propose candidates and compute their features
+(`search.candidates`); a passage is labelled relevant when it answers a gold
+span. Two small models are fitted on them:
+
+- relevance: a linear score over the candidate features, fitted as a
+  conditional logit (softmax over one question's candidates, gold passages as
+  the target), so the weights are what put an answering passage first;
+- answerability: a logistic regression over question-level signals
+  (`ranking.answerability_signals`), its threshold the one that maximises
+  balanced accuracy.
+
+Figures are printed per fold: leave-one-set-out (fit on the other sets, score
+this one) and 5-fold over the pooled questions; then the weights fitted on all
+fitted sets, as Python to paste into qa_service/ranking.py. Sets not fitted on
+(the held-out one) are scored with those final weights only.
+
+    python benchmarks/fit.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+from sets import QuestionSet, question_sets
+
+from qa_service import ranking, search
+from qa_service.evaluation import load_questions, matches_gold
+from qa_service.index import build_index, open_generation
+
+L2 = 0.01
+NEGATIVES_PER_POSITIVE = 3  # unanswerable examples made from other sets' questions
+
+
+@dataclass
+class Example:
+    """One question's candidates: feature rows, relevance labels, and its signals."""
+
+    set_name: str
+    question_id: str
+    features: np.ndarray  # (candidates, features)
+    relevant: np.ndarray  # bool per candidate
+    answerable: bool
+    question: ranking.QuestionSignals
+
+
+def collect(question_set: QuestionSet, generation, questions: list[dict]) -> list[Example]:
+    """Features and labels of every candidate of every question in `questions`."""
+    examples = []
+    for question in questions:
+        analysed = search.analyse(generation, question["question"])
+        found = search.candidates(generation, analysed)
+        relevant = np.array(
+            [
+                any(
+                    matches_gold(c.passage.source, c.passage.start, c.passage.end, gold,
+                                 question_set.match)
+                    for gold in question["answers"]
+                )
+                for c in found
+            ],
+            dtype=bool,
+        )  # fmt: skip
+        rows = np.array([ranking.feature_vector(c.features) for c in found]).reshape(
+            len(found), len(ranking.Features._fields)
+        )
+        examples.append(
+            Example(
+                question_set.name,
+                question["id"],
+                rows,
+                relevant,
+                bool(question["answers"]),
+                ranking.question_signals(analysed.unknown, analysed.answer_type),
+            )
+        )
+    return examples
+
+
+def fit_relevance(examples: list[Example], steps: int = 3000) -> np.ndarray:
+    """Weights maximising the softmax probability of the relevant candidates (L2-penalised)."""
+    usable = [e for e in examples if e.relevant.any()]
+    width = len(ranking.Features._fields)
+    weights = np.zeros(width)
+    # Adam on the mean negative log-likelihood; a handful of weights, so plain NumPy does.
+    first, second = np.zeros(width), np.zeros(width)
+    for step in range(1, steps + 1):
+        gradient = L2 * weights
+        for example in usable:
+            scores = example.features @ weights
+            p = np.exp(scores - scores.max())
+            p /= p.sum()
+            target = example.relevant / example.relevant.sum()
+            gradient += example.features.T @ (p - target) / len(usable)
+        first = 0.9 * first + 0.1 * gradient
+        second = 0.999 * second + 0.001 * gradient**2
+        weights -= 0.05 * (first / (1 - 0.9**step)) / (np.sqrt(second / (1 - 0.999**step)) + 1e-8)
+    return weights
+
+
+def hits(examples: list[Example], weights: np.ndarray) -> tuple[float, float]:
+    """hit@1 and hit@3 of the candidates ranked by `weights` (answerable questions)."""
+    answerable = [e for e in examples if e.answerable]
+    top1 = top3 = 0
+    for example in answerable:
+        order = np.argsort(-(example.features @ weights), kind="stable")
+        top1 += bool(example.relevant[order[:1]].any())
+        top3 += bool(example.relevant[order[:3]].any())
+    return top1 / max(len(answerable), 1), top3 / max(len(answerable), 1)
+
+
+def signals(example: Example, weights: np.ndarray) -> np.ndarray:
+    """The question-level answerability signals under ranking weights."""
+    rows = [ranking.Features(*row) for row in example.features]
+    scores = [float(row @ weights) for row in example.features]
+    return np.array(ranking.answerability_signals(example.question, rows, scores))
+
+
+def fit_answerability(
+    examples: list[Example], weights: np.ndarray, steps: int = 3000
+) -> tuple[np.ndarray, float]:
+    """Logistic regression (classes balanced) and its balanced-accuracy threshold."""
+    x = np.array([signals(e, weights) for e in examples])
+    y = np.array([e.answerable for e in examples], dtype=float)
+    x1 = np.hstack([x, np.ones((len(x), 1))])
+    balance = np.where(y == 1, 0.5 / max(y.mean(), 1e-9), 0.5 / max(1 - y.mean(), 1e-9))
+    coef = np.zeros(x1.shape[1])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(x1 @ coef)))
+        coef -= 0.5 * (x1.T @ ((p - y) * balance) / len(y) + L2 * np.r_[coef[:-1], 0])
+    probability = 1 / (1 + np.exp(-(x1 @ coef)))
+    candidates = sorted(set(np.round(probability, 3)))
+    threshold = max(candidates, key=lambda t: balanced_accuracy(probability >= t, y == 1))
+    return coef, float(threshold)
+
+
+def balanced_accuracy(said_yes: np.ndarray, truth: np.ndarray) -> float:
+    """Mean of the recall on answerable and on unanswerable questions."""
+    recalls = [(said_yes[truth] == 1).mean() if truth.any() else 1.0]
+    recalls.append((said_yes[~truth] == 0).mean() if (~truth).any() else 1.0)
+    return float(np.mean(recalls))
+
+
+def refusals(examples, weights, coef, threshold) -> tuple[int, int, int, int]:
+    """(unanswerable refused, unanswerable, answerable refused, answerable)."""
+    x = np.array([signals(e, weights) for e in examples])
+    p = 1 / (1 + np.exp(-(np.hstack([x, np.ones((len(x), 1))]) @ coef)))
+    truth = np.array([e.answerable for e in examples])
+    refused = p < threshold
+    return (
+        int((refused & ~truth).sum()),
+        int((~truth).sum()),
+        int((refused & truth).sum()),
+        int(truth.sum()),
+    )
+
+
+def off_topic(generations, sets, seed=0) -> list[Example]:
+    """Unanswerable examples: each corpus asked the other corpora's questions."""
+    rng = random.Random(seed)
+    made = []
+    for question_set in sets:
+        others = [
+            q
+            for other in sets
+            if other.corpus != question_set.corpus
+            for q in load_questions(other.questions)
+            if q["answers"]
+        ]
+        wanted = NEGATIVES_PER_POSITIVE * 10
+        picked = rng.sample(others, min(wanted, len(others)))
+        for question in picked:
+            question = dict(question, answers=[])
+            made += collect(question_set, generations[question_set.corpus], [question])
+    return made
+
+
+def fit_report(sets: list[QuestionSet]) -> list[str]:
+    """Fit on the sets marked `fitted`, cross-validated; the report lines, constants last."""
+    generations, examples = {}, {}
+    with tempfile.TemporaryDirectory() as folder:
+        for question_set in sets:
+            if question_set.corpus not in generations:
+                index = f"{folder}/{len(generations)}"
+                build_index(question_set.corpus, index)
+                generations[question_set.corpus] = open_generation(index)
+            questions = load_questions(question_set.questions)
+            examples[question_set.name] = collect(
+                question_set, generations[question_set.corpus], questions
+            )
+        fitted = [s for s in sets if s.fitted]
+        negatives = off_topic(generations, fitted)
+
+    lines = ["relevance, leave one set out (fit on the others, score this one):"]
+    for held in fitted:
+        train = [e for s in fitted if s.name != held.name for e in examples[s.name]]
+        h1, h3 = hits(examples[held.name], fit_relevance(train))
+        lines.append(f"  {held.name}: hit@1 {h1:.3f} hit@3 {h3:.3f}")
+    pooled = [e for s in fitted for e in examples[s.name]]
+    random.Random(0).shuffle(pooled)
+    lines.append("relevance and answerability, 5-fold over the pooled fitted questions:")
+    for fold in range(5):
+        test = pooled[fold::5]
+        train = [e for i, e in enumerate(pooled) if i % 5 != fold]
+        weights = fit_relevance(train)
+        coef, threshold = fit_answerability(train + negatives, weights)
+        h1, h3 = hits(test, weights)
+        refused = refusals(test, weights, coef, threshold)
+        lines.append(
+            f"  fold {fold}: hit@1 {h1:.3f} hit@3 {h3:.3f}; unanswerable refused "
+            f"{refused[0]}/{refused[1]}, answerable refused {refused[2]}/{refused[3]}"
+        )
+    weights = fit_relevance(pooled)
+    coef, threshold = fit_answerability(pooled + negatives, weights)
+    lines.append("final weights, fitted on " + ", ".join(s.name for s in fitted) + ":")
+    for question_set in sets:
+        h1, h3 = hits(examples[question_set.name], weights)
+        refused = refusals(examples[question_set.name], weights, coef, threshold)
+        role = "fitted" if question_set.fitted else "held out"
+        lines.append(
+            f"  {question_set.name} ({role}): hit@1 {h1:.3f} hit@3 {h3:.3f}; unanswerable "
+            f"refused {refused[0]}/{refused[1]}, answerable refused {refused[2]}/{refused[3]}"
+        )
+    lines.append("")
+    lines.append("RELEVANCE_WEIGHTS = Features(")
+    for name, value in zip(ranking.Features._fields, weights, strict=True):
+        lines.append(f"    {name}={value:.4f},")
+    lines.append(")")
+    lines.append("ANSWERABILITY_COEFFICIENTS = AnswerabilitySignals(")
+    for name, value in zip(ranking.AnswerabilitySignals._fields, coef[:-1], strict=True):
+        lines.append(f"    {name}={value:.4f},")
+    lines.append(")")
+    lines.append(f"ANSWERABILITY_INTERCEPT = {coef[-1]:.4f}")
+    lines.append(f"ANSWERABILITY_THRESHOLD = {threshold:.3f}")
+    return lines
+
+
+def main() -> int:
+    argparse.ArgumentParser(description=__doc__).parse_args()
+    print("\n".join(fit_report(question_sets())))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""The question sets that answer quality is measured on, and what each is used for.
+
+- questions: the project's first 30 questions over the seeds. Held out: no
+  constant is fitted on them since the learned ranker, so they measure it.
+- dev2: 70 questions over the seeds, by kind, many paraphrased, 10 unanswerable.
+- debfaq: the Debian FAQ's own question headings over its text with the
+  headings removed (a second, technical corpus; built from the Debian package).
+
+The ranker's weights and the answerability threshold are fitted on dev2 and
+debfaq (benchmarks/fit.py), with leave-one-set-out cross-validation.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+# Where the Debian FAQ corpus is built (not committed: `make eval-data` builds it).
+DEBIAN_FAQ = Path(os.environ.get("QA_DEBIAN_FAQ", ROOT / ".eval" / "debfaq"))
+
+
+@dataclass(frozen=True)
+class QuestionSet:
+    """Questions with gold spans over one corpus, and how a passage is matched to the gold."""
+
+    name: str
+    corpus: Path
+    questions: Path
+    match: str  # "cover" or "within" (qa_service.evaluation.MATCH_RULES)
+    fitted: bool  # whether the ranker's constants were fitted on it
+
+
+def question_sets() -> list[QuestionSet]:
+    """Every set, the Debian FAQ built first when it is missing."""
+    seeds = ROOT / "seeds"
+    return [
+        QuestionSet("questions", seeds, DATA / "questions.jsonl", "cover", fitted=False),
+        QuestionSet("dev2", seeds, DATA / "dev2.jsonl", "cover", fitted=True),
+        QuestionSet(
+            "debfaq", build_debian_faq() / "corpus", DEBIAN_FAQ / "questions.jsonl", "within",
+            fitted=True,
+        ),
+    ]  # fmt: skip
+
+
+def build_debian_faq(folder: Path = DEBIAN_FAQ) -> Path:
+    """Build the Debian FAQ benchmark into `folder` (downloads the debian-faq package once)."""
+    if (folder / "questions.jsonl").is_file():
+        return folder
+    with tempfile.TemporaryDirectory() as download:
+        subprocess.run(["apt-get", "download", "debian-faq"], cwd=download, check=True)
+        (package,) = Path(download).glob("debian-faq_*.deb")
+        subprocess.run(
+            [sys.executable, str(DATA / "debfaq_build.py"), str(package), str(folder)], check=True
+        )
+    return folder

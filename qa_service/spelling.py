@@ -1,0 +1,96 @@
+"""Spelling suggestions ("did you mean"): misspelt words respelt as words the articles use.
+
+A word is taken for a misspelling only when the articles lack it *and* it is no
+English word (wordfreq's list, which also holds common names and brands), so
+"weather", "statute" or "World" are never turned into "whether", "state" or
+"would". A suggestion that is only another form of the word ("inmails" ->
+"inmail") is dropped: the index stems both to one term, so it would find the
+same passages.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+
+import simplemma
+from whoosh.lang import stemmer_for_language
+
+from .index import WORD, IndexGeneration
+
+# Shorter words are names and acronyms ("CEO", "Meta") more often than typos.
+MIN_LETTERS = 5
+# No English word the corrector could fix is longer; its cost grows with the length.
+MAX_LETTERS = 20
+# A question with more unknown words than this is in another language, code or
+# noise, not a typo: offer nothing rather than pay one corrector walk a word.
+MAX_UNKNOWN_WORDS = 3
+
+_stem = stemmer_for_language("en")
+
+
+def respell(generation: IndexGeneration, question: str) -> str | None:
+    """The question with its misspelt words replaced by the closest the articles use, or None."""
+    words = dict.fromkeys(match.group().lower() for match in WORD.finditer(question))
+    unknown = [word for word in words if _unknown(generation, word)]
+    if len(unknown) > MAX_UNKNOWN_WORDS:
+        return None
+    corrections = {}
+    for word in unknown:
+        suggestion = generation.correction(word)
+        if suggestion and not same_word(word, suggestion):
+            corrections[word] = suggestion
+    if not corrections:
+        return None
+
+    def replace(match: re.Match) -> str:
+        written = match.group()
+        suggestion = corrections.get(written.lower())
+        return written if suggestion is None else _cased_as(written, suggestion)
+
+    return WORD.sub(replace, question)
+
+
+def _unknown(generation: IndexGeneration, word: str) -> bool:
+    """Whether a lower-cased word could be misspelt: neither the articles nor English use it."""
+    return (
+        MIN_LETTERS <= len(word) <= MAX_LETTERS
+        and not generation.uses_word(word)
+        and not is_english(word)
+    )
+
+
+def is_english(word: str) -> bool:
+    """Whether wordfreq lists the word in English at all.
+
+    No higher threshold: common misspellings ("recieved" 2.8, "goverment" 2.7
+    on the Zipf scale) are as frequent as real legal terms ("estoppel" 2.3,
+    "laches" 1.7), so any cut-off above zero would "correct" real words.
+    """
+    return _zipf_frequency()(word, "en") > 0
+
+
+@functools.cache
+def _zipf_frequency() -> Callable[[str, str], float]:
+    # Imported on first need, once per process: the import takes about 80 ms and
+    # the first lookup about 80 ms more (it reads the English list), and most
+    # questions use only words the articles use, so never get here.
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency
+
+
+def same_word(word: str, other: str) -> bool:
+    """Whether two lower-cased words are forms of one word: same stem, lemma, or index term."""
+    lemma, other_lemma = simplemma.lemmatize(word, lang="en"), simplemma.lemmatize(other, lang="en")
+    return _stem(word) == _stem(other) or lemma == other_lemma or _stem(lemma) == _stem(other_lemma)
+
+
+def _cased_as(written: str, word: str) -> str:
+    """`word` in the case the question wrote its misspelling: "Linkdin" -> "Linkedin"."""
+    if len(written) > 1 and written.isupper():
+        return word.upper()
+    if written[0].isupper():
+        return word[0].upper() + word[1:]
+    return word
