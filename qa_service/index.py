@@ -44,7 +44,15 @@ from whoosh.fields import ID, STORED, TEXT, Schema
 
 from .corpus import Article, read_corpus
 from .corroboration import Link, link_passages
-from .passages import SPLITTER_VERSION, Passage, Token, split_passages
+from .passages import (
+    SPLITTER_VERSION,
+    LineKind,
+    Passage,
+    Token,
+    line_kind,
+    repeated_lines,
+    split_passages,
+)
 from .results import SourceDocument
 from .semantic import MODEL_ID, default_encoder
 
@@ -56,6 +64,7 @@ CURRENT_LINK = "current"
 MANIFEST = "manifest.json"
 LINKS = "links.json"
 VECTORS = "vectors.npy"
+SENTENCE_VECTORS = "sentence-vectors.npy"
 GENERATIONS_KEPT = 2  # the current one and the one before, for requests still reading it
 
 
@@ -170,10 +179,12 @@ def _write_generation(folder: Path, articles: list[Article], corpus_hash: str) -
     sources = []
     # In document-number order: one writer, one segment, added in this order.
     passages: list[Passage] = []
+    # Lines shared by several articles are the sites' furniture, not their text.
+    boilerplate = repeated_lines(article.text for article in articles)
     # The writer commits on success and cancels if anything raises.
     with ix.writer() as writer:
         for article in articles:
-            article_passages = split_passages(article.text, article.name)
+            article_passages = split_passages(article.text, article.name, boilerplate=boilerplate)
             for passage in article_passages:
                 writer.add_document(
                     id=passage.id,
@@ -240,13 +251,16 @@ def _read_links(folder: Path) -> list[list[Link]]:
 
 
 def _write_vectors(folder: Path, passages: list[Passage]) -> None:
-    """Store every passage's sentence embedding, by document number."""
-    np.save(folder / VECTORS, default_encoder().encode([p.text for p in passages]))
+    """Store the embedding of every passage, and of every sentence of each, in passage order."""
+    encode = default_encoder().encode
+    np.save(folder / VECTORS, encode([p.text for p in passages]))
+    sentences = [p.text[s - p.start : e - p.start] for p in passages for s, e in p.sentences]
+    np.save(folder / SENTENCE_VECTORS, encode(sentences))
 
 
-def _read_vectors(folder: Path) -> np.ndarray:
+def _read_vectors(folder: Path, name: str) -> np.ndarray:
     # Memory-mapped: the workers of one machine share the pages.
-    return np.load(folder / VECTORS, mmap_mode="r")
+    return np.load(folder / name, mmap_mode="r")
 
 
 def _corpus_hash(articles: list[Article]) -> str:
@@ -315,8 +329,10 @@ class IndexGeneration:
     idf: dict[str, float]
     # By document number: passages of other sources stating the same facts.
     links: list[list[Link]]
-    # By document number: unit-length sentence embeddings (semantic.DIMENSIONS wide).
+    # By document number: unit-length embeddings (semantic.DIMENSIONS wide).
     vectors: np.ndarray
+    # Every passage's sentences in turn; passage d's are rows sentence_rows[d] onwards.
+    sentence_vectors: np.ndarray
 
     @property
     def passage_count(self) -> int:
@@ -328,6 +344,13 @@ class IndexGeneration:
         self.tokens = functools.lru_cache(maxsize=TOKEN_CACHE_PASSAGES)(self._tokens)
         self.correction = functools.lru_cache(maxsize=CORRECTION_CACHE_WORDS)(self._correction)
         self._thread = threading.local()
+        self.sentence_rows = np.cumsum([0] + [len(p.sentences) for p in self.passages]).tolist()
+        # Titles, headings and bylines: passages of their own, ranked on their own terms.
+        self.headings = frozenset(
+            docnum
+            for docnum, passage in enumerate(self.passages)
+            if line_kind(passage.text) is LineKind.HEADING
+        )
 
     def _tokens(self, docnum: int) -> tuple[Token, ...]:
         """The analysed terms of a passage (cached as `tokens`)."""
@@ -388,7 +411,8 @@ def open_generation(index_dir: Path | str) -> IndexGeneration:
             _read_passages(ix),
             _read_idf(ix),
             _read_links(folder),
-            _read_vectors(folder),
+            _read_vectors(folder, VECTORS),
+            _read_vectors(folder, SENTENCE_VECTORS),
         )
 
 

@@ -1,7 +1,12 @@
 """Second-stage ranking and answer extraction: pure functions over analysed text.
 
-The first stage (Whoosh BM25F in `search.py`) finds candidate passages. Each
-candidate is then scored on what BM25 alone does not see:
+The first stages (`search.py`) find candidate passages by words (Whoosh BM25F)
+and by meaning (the nearest sentence embeddings). Each candidate is then scored
+by a linear model over its features (`Features`), fitted across question sets
+by benchmarks/fit.py; among them, what BM25 alone does not see:
+
+- similarity: the cosine of the question's and the passage's embeddings, and
+  of the passages beside it (an answer sits among passages on the same topic);
 
 - coverage: the share of the question's information (its terms' idf) that the
   passage holds, so one word repeated cannot outrank a passage that matches
@@ -11,8 +16,12 @@ candidate is then scored on what BM25 alone does not see:
   answers; the rarer that thing is in the corpus, the more it says ("Microsoft"
   in a corpus about Microsoft answers nothing, "Alessandro De La Torre" does).
 
+Whether the articles answer at all is one logistic decision over question-level
+signals (`AnswerabilitySignals`), fitted the same way.
+
 The same signals choose the answer inside the passage: the shortest run of
-clauses holding the question's terms and the kind of thing asked for.
+clauses holding the question's terms and the kind of thing asked for, in the
+sentence closest in meaning to the question.
 """
 
 from __future__ import annotations
@@ -26,10 +35,15 @@ from typing import NamedTuple
 from .passages import Token
 
 # Inside a passage: what an answer entity is worth against the question's
-# terms, and what each word of the span costs (so the shortest span wins).
+# terms, and what each word of the span costs (so the shortest span wins);
+# chosen by hand on the first 30 questions.
 SPAN_ENTITY_BONUS = 0.5
 SPAN_WORD_COST = 0.01
 SPAN_MAX_CLAUSES = 4
+# How much the closeness in meaning of a sentence to the question counts when
+# choosing the answer span: 0.5 gave the best answer F1 on dev2 of 0, 0.5, 1 and 2
+# (0 and 1 within 0.02 of it; the held-out questions did not move).
+SPAN_SIMILARITY_WEIGHT = 0.5
 
 
 class AnswerType(Enum):
@@ -54,10 +68,10 @@ _QUESTION_TYPES = [
     ),
     (
         AnswerType.NAME,
-        # "Which X" asks for one of a kind of thing, named: any X that is not an
-        # amount or a time (those are matched first). So do "the name of" and
-        # "what company/organisation/person".
+        # "Which X" with X a kind of named thing; "the name of"; "what company".
         r"\bwho(?:m|se)?\b|\bwhere\b|\bname\s+of\b"
+        r"|\bwhich\s+(?:\w+\s+)?(?:company|companies|firms?|groups?|organi[sz]ations?|persons?"
+        r"|people|courts?|countr(?:y|ies)|cit(?:y|ies)|states?|regions?|agenc(?:y|ies)|laws?|acts?)\b"
         r"|\bwhat\s+(?:company|companies|firms?|organi[sz]ations?|persons?|people|groups?)\b",
     ),
 ]  # fmt: skip
@@ -88,8 +102,12 @@ ENTITY_PATTERNS = {
         r"(?:\s+(?:(?:of|de|la|du|van|von|and|the)\s+)?[A-Z][\w’'&-]*(?:\.[A-Z][\w’'&-]*)*)*"
     ),
 }
-# Commas, semicolons, colons, brackets and spaced dashes; not the comma in "1,000".
-_CLAUSE_BREAK = re.compile(r"(?:[;:()]|,(?!\d))\s*|\s+[–—-]\s+")
+# Commas, semicolons, colons and spaced dashes; not the comma in "1,000".
+_CLAUSE_BREAK = re.compile(r"(?:[;:]|,(?!\d))\s*|\s+[–—-]\s+")
+# Brackets and quotations are never cut: an answer neither opens nor closes inside one.
+_ENCLOSED = re.compile(r'\([^()]*\)|\[[^\[\]]*\]|“[^“”]*”|"[^"]*"')
+# A rubric label that opens a sentence ("What's Next:", "Update:") is not part of an answer.
+_LABEL_WORDS = 4
 
 
 def expected_answer_type(question: str) -> AnswerType:
@@ -106,7 +124,7 @@ def answer_entities(
 ) -> list[tuple[int, int]]:
     """Spans, in source offsets, of the things of `answer_type` in a passage's text.
 
-    A name made of the question's own words ("LinkedIn" for "Who runs
+    A name holding the question's own words ("LinkedIn Corp" for "Who runs
     LinkedIn?") is not an answer to it, nor is the capital that starts a sentence.
     """
     if answer_type is AnswerType.ANY:
@@ -116,13 +134,14 @@ def answer_entities(
     for match in ENTITY_PATTERNS[answer_type].finditer(text):
         start, end = match.span()
         if answer_type is AnswerType.NAME:
+            # A name holding any of the question's words is its subject, not its answer.
+            if any(offset + start < e and s < offset + end for s, e in question_spans):
+                continue
             if _starts_sentence(text, start):
                 rest = match.group().split(None, 1)
                 if len(rest) < 2:
                     continue
                 start = end - len(rest[1])
-            if any(offset + start <= s and e <= offset + end for s, e in question_spans):
-                continue
         found.append((offset + start, offset + end))
     return found
 
@@ -162,20 +181,19 @@ class Features(NamedTuple):
     similarity: float  # cosine of the question's and the passage's embeddings
     neighbour_similarity: float  # the same for the nearer of the passages beside it
     missing_rarest: float  # idf of the rarest question term the passage lacks, over the top idf
+    heading: float  # 1 for a title, heading or byline
     log_length: float  # natural log of the passage's characters
 
 
 class QuestionSignals(NamedTuple):
     """What the question alone says about whether the articles can answer it."""
 
-    unknown: float  # share of its idf mass in terms no passage holds
     typed: float  # 1 when it asks for a quantity, time or name
 
 
 class AnswerabilitySignals(NamedTuple):
     """What decides whether the articles answer a question at all."""
 
-    unknown: float
     typed: float
     best_similarity: float
     best_coverage: float
@@ -195,9 +213,9 @@ def relevance(features: Features) -> float:
     return sum(w * f for w, f in zip(RELEVANCE_WEIGHTS, features, strict=True))
 
 
-def question_signals(unknown: float, answer_type: AnswerType) -> QuestionSignals:
+def question_signals(answer_type: AnswerType) -> QuestionSignals:
     """The answerability signals of the question itself."""
-    return QuestionSignals(unknown=unknown, typed=float(answer_type is not AnswerType.ANY))
+    return QuestionSignals(typed=float(answer_type is not AnswerType.ANY))
 
 
 def answerability_signals(
@@ -231,32 +249,39 @@ def answerable(
 
 # Fitted by benchmarks/fit.py on dev2 and the Debian FAQ (see its output for the folds).
 RELEVANCE_WEIGHTS = Features(
-    bm25=2.0344,
-    coverage=1.0242,
-    answer_type=0.9763,
-    similarity=4.7861,
-    neighbour_similarity=2.9253,
-    missing_rarest=-0.0912,
-    log_length=0.1292,
+    bm25=2.0086,
+    coverage=1.0425,
+    answer_type=1.1239,
+    similarity=4.7466,
+    neighbour_similarity=3.0167,
+    missing_rarest=-0.1054,
+    heading=0.0904,
+    log_length=0.0840,
 )
 ANSWERABILITY_COEFFICIENTS = AnswerabilitySignals(
-    unknown=-1.1652,
-    typed=-0.6449,
-    best_similarity=1.8620,
-    best_coverage=1.1182,
-    top_similarity=2.2009,
-    top_coverage=0.9021,
-    top_answer_type=0.1256,
-    top_missing_rarest=-0.6585,
+    typed=-0.7263,
+    best_similarity=2.0145,
+    best_coverage=1.4574,
+    top_similarity=2.4148,
+    top_coverage=1.0335,
+    top_answer_type=0.1590,
+    top_missing_rarest=-0.8400,
 )
-ANSWERABILITY_INTERCEPT = -1.3256
-ANSWERABILITY_THRESHOLD = 0.392
+ANSWERABILITY_INTERCEPT = -1.9176
+ANSWERABILITY_THRESHOLD = 0.348
 
 
 def clause_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    """Cut text[start:end] into clauses at commas, semicolons, colons, brackets and dashes."""
+    """Cut text[start:end] into clauses at commas, semicolons, colons and dashes.
+
+    Never inside brackets or quotation marks; a short label before a colon at the
+    start is left out.
+    """
+    enclosed = [m.span() for m in _ENCLOSED.finditer(text, start, end)]
     spans, clause_start = [], start
     for match in _CLAUSE_BREAK.finditer(text, start, end):
+        if any(s < match.start() < e for s, e in enclosed):
+            continue
         clause_end = match.start()
         while clause_end > clause_start and text[clause_end - 1].isspace():
             clause_end -= 1
@@ -265,7 +290,14 @@ def clause_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
         clause_start = match.end()
     if clause_start < end:
         spans.append((clause_start, end))
+    if len(spans) > 1 and _is_label(text, *spans[0]):
+        spans = spans[1:]
     return _join_short_clauses(text, spans) or [(start, end)]
+
+
+def _is_label(text: str, start: int, end: int) -> bool:
+    """A few words closed by a colon: a rubric, not a statement."""
+    return text[end : end + 1] == ":" and len(text[start:end].split()) <= _LABEL_WORDS
 
 
 def _join_short_clauses(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -294,16 +326,20 @@ def best_span(
     tokens: Sequence[Token],
     weights: Mapping[str, float],
     entities: Sequence[tuple[int, int]],
+    sentence_similarity: Sequence[float],
 ) -> tuple[int, int]:
     """The run of clauses, inside one sentence, that best answers the question.
 
     Scores each run by the share of the question's information it holds, a
-    bonus when it holds an answer entity, and a small cost per word.
-    `text` is the whole source; sentences, tokens and entities are in its offsets.
+    bonus when it holds an answer entity, the closeness in meaning of its
+    sentence to the question, and a small cost per word. `text` is the whole
+    source; sentences, tokens and entities are in its offsets.
     """
     best, best_score = None, float("-inf")
     total = sum(weights.values()) or 1.0
-    for sentence_start, sentence_end in sentences:
+    for (sentence_start, sentence_end), similarity in zip(
+        sentences, sentence_similarity, strict=True
+    ):
         clauses = clause_spans(text, sentence_start, sentence_end)
         for first in range(len(clauses)):
             for last in range(first, min(first + SPAN_MAX_CLAUSES, len(clauses))):
@@ -313,6 +349,7 @@ def best_span(
                     sum(weights.get(term, 0.0) for term in matched) / total
                     + SPAN_ENTITY_BONUS * any(start <= s and e <= end for s, e in entities)
                     - SPAN_WORD_COST * len(text[start:end].split())
+                    + SPAN_SIMILARITY_WEIGHT * similarity
                 )
                 if score > best_score:
                     best, best_score = (start, end), score

@@ -53,8 +53,6 @@ class Question:
     weights: dict[str, float]
     answer_type: ranking.AnswerType
     vector: np.ndarray
-    # Share of the question's idf mass in terms no passage holds.
-    unknown: float
 
 
 def analyse(generation: IndexGeneration, question: str) -> Question:
@@ -67,7 +65,6 @@ def analyse(generation: IndexGeneration, question: str) -> Question:
         weights=weights,
         answer_type=ranking.expected_answer_type(question),
         vector=default_encoder().encode([question])[0],
-        unknown=1 - ranking.coverage([t for t in terms if t in generation.idf], weights),
     )
 
 
@@ -79,6 +76,8 @@ class Candidate:
     passage: Passage
     tokens: tuple[Token, ...]
     entities: list[tuple[int, int]]
+    # The cosine of the question with each of the passage's sentences.
+    sentence_similarity: list[float]
     features: ranking.Features
     score: float = 0.0
 
@@ -86,11 +85,17 @@ class Candidate:
 def candidates(
     generation: IndexGeneration, question: Question, sources: Sequence[str] | None = None
 ) -> list[Candidate]:
-    """The passages worth scoring: the best by words (BM25) and the nearest by meaning."""
+    """The passages worth scoring: the best by words (BM25) and the nearest by meaning.
+
+    None for a question with no content word ("What is it?"): its meaning is the
+    question form alone, and the nearest passages would be noise.
+    """
+    if not question.terms:
+        return []
     allowed = Or([Term("source", name) for name in sources]) if sources else None
     with generation.searcher() as searcher:
         query = Or([Term("text", term) for term in question.terms])
-        hits = searcher.search(query, limit=CANDIDATES, filter=allowed) if question.terms else []
+        hits = searcher.search(query, limit=CANDIDATES, filter=allowed)
         bm25 = {hit.docnum: hit.score for hit in hits}
     similarity = generation.vectors @ question.vector
     if sources:
@@ -100,7 +105,7 @@ def candidates(
     nearest = np.argsort(-similarity)[:CANDIDATES]
     docnums = list(bm25) + [int(i) for i in nearest if i not in bm25 and similarity[i] > -1.0]
     best_bm25 = max(bm25.values(), default=0.0) or 1.0
-    return [
+    found = [
         _candidate(
             generation,
             docnum,
@@ -111,6 +116,9 @@ def candidates(
         )
         for docnum in docnums
     ]
+    # A heading names a topic and states no fact: it answers only a question for a
+    # name, date or number it holds (a byline, a dateline, "18 Sources").
+    return [c for c in found if c.docnum not in generation.headings or c.entities]
 
 
 def _neighbour_similarity(generation, similarity, docnum: int) -> float:
@@ -136,6 +144,10 @@ def _candidate(generation, docnum, question, bm25, similarity, neighbour) -> Can
         passage.text, passage.start, question.answer_type, question_spans
     )
     typed = ranking.entity_rarity(entities, tokens, generation.term_idf, generation.max_idf)
+    rows = generation.sentence_vectors[
+        generation.sentence_rows[docnum] : generation.sentence_rows[docnum + 1]
+    ]
+    sentence_similarity = (rows @ question.vector).tolist()
     features = ranking.Features(
         bm25=bm25,
         coverage=covered,
@@ -143,9 +155,10 @@ def _candidate(generation, docnum, question, bm25, similarity, neighbour) -> Can
         similarity=similarity,
         neighbour_similarity=neighbour,
         missing_rarest=max(missing, default=0.0) / generation.max_idf,
+        heading=float(docnum in generation.headings),
         log_length=math.log(len(passage.text)),
     )
-    return Candidate(docnum, passage, tokens, entities, features)
+    return Candidate(docnum, passage, tokens, entities, sentence_similarity, features)
 
 
 def ask(
@@ -164,7 +177,7 @@ def ask(
         candidate.score = ranking.relevance(candidate.features)
     ranked = _fold_copies(generation, sorted(found, key=lambda c: (-c.score, c.docnum)), k)
     answerable = ranking.answerable(
-        ranking.question_signals(analysed.unknown, analysed.answer_type),
+        ranking.question_signals(analysed.answer_type),
         [c.features for c in found],
         [c.score for c in found],
     )
@@ -196,7 +209,12 @@ def _answer_passage(generation, candidate: Candidate, rank, weights) -> AnswerPa
     links = generation.links[candidate.docnum]
     matched = [t for t in candidate.tokens if t.term in weights]
     start, end = ranking.best_span(
-        source.text, passage.sentences, candidate.tokens, weights, candidate.entities
+        source.text,
+        passage.sentences,
+        candidate.tokens,
+        weights,
+        candidate.entities,
+        candidate.sentence_similarity,
     )
     return AnswerPassage(
         id=passage.id,

@@ -74,15 +74,18 @@ def test_answer_spans_keep_numbers_whole(generation):
         assert "$1,000" in text or "$1000" in text or "$" not in text
 
 
-def test_clauses_split_at_punctuation_but_not_inside_numbers_or_lists():
+def test_clauses_split_at_punctuation_but_not_inside_numbers_lists_brackets_or_quotes():
     from qa_service.ranking import clause_spans
 
-    text = "It asks $1,000 per user, which is a lot; Amazon, Google, and Meta (if any) follow."
+    text = (
+        "Update: It asks $1,000 per user, which is a lot; Amazon, Google, and Meta "
+        "(if any, and soon) follow, saying “no, never, not us” today."
+    )
     assert [text[s:e] for s, e in clause_spans(text, 0, len(text))] == [
         "It asks $1,000 per user",
         "which is a lot",
-        "Amazon, Google, and Meta",
-        "if any) follow.",
+        "Amazon, Google, and Meta (if any, and soon) follow",
+        "saying “no, never, not us” today.",
     ]
 
 
