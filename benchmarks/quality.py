@@ -44,7 +44,7 @@ from qa_service.evaluation import load_questions, score
 from qa_service.index import IndexGeneration, build_index, open_generation
 from qa_service.results import AnswerPassage, Answers, AnswerSpan, Citation
 from qa_service.search import ask
-from qa_service.semantic import MODEL_ID, default_encoder
+from qa_service.semantic import MODEL_ID, SentenceEncoder
 
 ROOT = Path(__file__).resolve().parent.parent
 K = 5
@@ -79,6 +79,7 @@ class SetResult:
     texts: dict[str, str]
     passages: int
     runs: dict[str, Run]
+    encoder: SentenceEncoder  # the generation's, for timing a question's embedding
 
 
 def as_answers(generation: IndexGeneration, question: str, scores: np.ndarray, k: int) -> Answers:
@@ -148,9 +149,7 @@ def bm25s_scorer(generation: IndexGeneration) -> Scorer:
 
 def dense_scorer(generation: IndexGeneration) -> Scorer:
     """The cosine of the question's embedding with each passage's, and nothing else."""
-    encoder = default_encoder()
-    # The generation's vectors are default_encoder()'s embeddings of these passages.
-    return lambda question: generation.vectors @ encoder.encode([question])[0]
+    return lambda question: generation.vectors @ generation.encoder.encode([question])[0]
 
 
 def stock_ranker(generation: IndexGeneration, scores: Scorer) -> Ranker:
@@ -196,7 +195,14 @@ def measure_sets(sets: list[QuestionSet], repeat: int) -> list[SetResult]:
             texts = {a.name: a.text for a in read_corpus(question_set.corpus)}
             runs = {name: run(ranker, questions, repeat) for name, ranker in ranked.items()}
             measured.append(
-                SetResult(question_set, questions, texts, generation.passage_count, runs)
+                SetResult(
+                    question_set,
+                    questions,
+                    texts,
+                    generation.passage_count,
+                    runs,
+                    generation.encoder,
+                )  # fmt: skip
             )
     return measured
 
@@ -341,7 +347,7 @@ def refusal_lines(measured: list[SetResult]) -> list[str]:
 
 def encoding_lines(result: SetResult, repeat: int) -> list[str]:
     """The median cost of encoding one question beside the service's whole answer, in process."""
-    encoder = default_encoder()
+    encoder = result.encoder
     latencies = []
     for _ in range(repeat):
         for question in result.questions:

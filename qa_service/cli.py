@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from .config import DEFAULTS
+from .evaluation import MATCH_RULES
 from .results import Answers
 
 
@@ -106,9 +107,18 @@ def serve(gunicorn_args: tuple[str, ...]) -> None:
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
 )
 @click.option("--k", default=5, show_default=True, type=click.IntRange(1, 50))
+@click.option(
+    "--match",
+    default="cover",
+    show_default=True,
+    type=click.Choice(MATCH_RULES),
+    help="cover: a passage covers half a gold span; within: half the passage lies in one.",
+)
 @_seeds_option
 @_index_option
-def evaluate_command(url: str | None, questions: Path, k: int, seeds_dir: Path, index_dir: Path):
+def evaluate_command(
+    url: str | None, questions: Path, k: int, match: str, seeds_dir: Path, index_dir: Path
+):
     """Score answers against questions with gold spans; print the report as JSON."""
     from .corpus import read_corpus
     from .evaluation import evaluate, load_questions
@@ -118,13 +128,13 @@ def evaluate_command(url: str | None, questions: Path, k: int, seeds_dir: Path, 
         from .client import QAClient
 
         with QAClient(url, timeout=30) as client:
-            report = evaluate(client.ask, load_questions(questions), texts, k)
+            report = evaluate(client.ask, load_questions(questions), texts, k, match)
     else:
         generation = _open_local(index_dir)
         from .search import ask as local_ask
 
         report = evaluate(
-            lambda q, n: local_ask(generation, q, k=n), load_questions(questions), texts, k
+            lambda q, n: local_ask(generation, q, k=n), load_questions(questions), texts, k, match
         )
     click.echo(json.dumps(report, indent=2))
 

@@ -19,9 +19,6 @@ loglevel = os.environ.get("QA_LOG_LEVEL", "info")
 # The app writes one JSON line per request; gunicorn's own access log is off unless asked for.
 accesslog = os.environ.get("QA_ACCESS_LOG") or None
 errorlog = "-"
-# One BLAS thread per worker: the workers already fill the cores, and the question's
-# embedding is a few small matrix products that threads only slow down under load.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # Never preload: each worker opens its own Whoosh readers after the fork.
 preload_app = False
 # The control socket sits at one path per user: several services (or test
@@ -52,13 +49,11 @@ def when_ready(server):
 
 
 def post_worker_init(worker):
-    """Open the index, load the embedding model and the English word list in each
-    worker after the fork, before its first request."""
+    """Open the index (with its embedding model) and load the English word list in
+    each worker after the fork, before its first request."""
     from qa_service.index import IndexUnavailable
-    from qa_service.semantic import default_encoder
     from qa_service.spelling import is_english
 
-    default_encoder()
     is_english("warm")
     with contextlib.suppress(IndexUnavailable):
         worker.wsgi.extensions["qa_index"].generation()

@@ -54,7 +54,7 @@ from .passages import (
     split_passages,
 )
 from .results import SourceDocument
-from .semantic import MODEL_ID, default_encoder
+from .semantic import MODEL_ID, SentenceEncoder, write_encoder
 
 log = logging.getLogger(__name__)
 
@@ -251,8 +251,8 @@ def _read_links(folder: Path) -> list[list[Link]]:
 
 
 def _write_vectors(folder: Path, passages: list[Passage]) -> None:
-    """Store the embedding of every passage, and of every sentence of each, in passage order."""
-    encode = default_encoder().encode
+    """Write the encoder, then the embedding of every passage and of every sentence of each."""
+    encode = write_encoder(folder).encode
     np.save(folder / VECTORS, encode([p.text for p in passages]))
     sentences = [p.text[s - p.start : e - p.start] for p in passages for s, e in p.sentences]
     np.save(folder / SENTENCE_VECTORS, encode(sentences))
@@ -333,6 +333,8 @@ class IndexGeneration:
     vectors: np.ndarray
     # Every passage's sentences in turn; passage d's are rows sentence_rows[d] onwards.
     sentence_vectors: np.ndarray
+    # The encoder these vectors came from, for the questions.
+    encoder: SentenceEncoder
 
     @property
     def passage_count(self) -> int:
@@ -413,6 +415,7 @@ def open_generation(index_dir: Path | str) -> IndexGeneration:
             _read_links(folder),
             _read_vectors(folder, VECTORS),
             _read_vectors(folder, SENTENCE_VECTORS),
+            SentenceEncoder(folder),
         )
 
 

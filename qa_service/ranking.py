@@ -249,26 +249,26 @@ def answerable(
 
 # Fitted by benchmarks/fit.py on dev2 and the Debian FAQ (see its output for the folds).
 RELEVANCE_WEIGHTS = Features(
-    bm25=2.0086,
-    coverage=1.0425,
-    answer_type=1.1239,
-    similarity=4.7466,
-    neighbour_similarity=3.0167,
-    missing_rarest=-0.1054,
-    heading=0.0904,
-    log_length=0.0840,
+    bm25=2.0561,
+    coverage=1.0331,
+    answer_type=1.1228,
+    similarity=4.6979,
+    neighbour_similarity=3.0371,
+    missing_rarest=-0.1194,
+    heading=0.0812,
+    log_length=0.0922,
 )
 ANSWERABILITY_COEFFICIENTS = AnswerabilitySignals(
-    typed=-0.7263,
-    best_similarity=2.0145,
-    best_coverage=1.4574,
-    top_similarity=2.4148,
-    top_coverage=1.0335,
-    top_answer_type=0.1590,
-    top_missing_rarest=-0.8400,
+    typed=-0.7169,
+    best_similarity=2.0184,
+    best_coverage=1.4628,
+    top_similarity=2.4164,
+    top_coverage=1.0505,
+    top_answer_type=0.1399,
+    top_missing_rarest=-0.8443,
 )
-ANSWERABILITY_INTERCEPT = -1.9176
-ANSWERABILITY_THRESHOLD = 0.348
+ANSWERABILITY_INTERCEPT = -1.9226
+ANSWERABILITY_THRESHOLD = 0.342
 
 
 def clause_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:

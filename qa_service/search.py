@@ -16,7 +16,6 @@ from . import corroboration, ranking
 from .index import IndexGeneration, make_analyzer
 from .passages import Passage, Token
 from .results import AnswerPassage, Answers, AnswerSpan, Citation, Conflict, Span
-from .semantic import default_encoder
 from .spelling import respell
 
 # Words that shape a question but say nothing about its subject.
@@ -64,7 +63,7 @@ def analyse(generation: IndexGeneration, question: str) -> Question:
         terms=terms,
         weights=weights,
         answer_type=ranking.expected_answer_type(question),
-        vector=default_encoder().encode([question])[0],
+        vector=generation.encoder.encode([question])[0],
     )
 
 

