@@ -10,7 +10,7 @@ span. Two small models are fitted on them:
   the target), so the weights are what put an answering passage first;
 - answerability: a logistic regression over question-level signals
   (`ranking.answerability_signals`), its threshold the one that maximises
-  balanced accuracy while refusing at most 5 % of the answerable questions.
+  balanced accuracy while refusing at most 5 % of any set's answerable questions.
 
 Figures are printed per fold: leave-one-set-out (fit on the other sets, score
 this one) and 5-fold over the pooled questions; then the weights fitted on all
@@ -138,12 +138,15 @@ def fit_answerability(
     probability = 1 / (1 + np.exp(-(x1 @ coef)))
     # Refusing an answerable question hides an answer the articles hold, so it is
     # the costlier mistake: among thresholds that refuse at most MAX_FALSE_REFUSALS
-    # of the answerable questions, the one with the best balanced accuracy.
-    answerable = probability[y == 1]
+    # of any one set's answerable questions, the one with the best balanced accuracy.
+    by_set = [
+        probability[[e.answerable and e.set_name == name for e in examples]]
+        for name in {e.set_name for e in examples}
+    ]
     allowed = [
         t
         for t in sorted(set(np.round(probability, 3)))
-        if (answerable < t).mean() <= MAX_FALSE_REFUSALS
+        if all((group < t).mean() <= MAX_FALSE_REFUSALS for group in by_set if len(group))
     ]
     threshold = max(allowed, key=lambda t: balanced_accuracy(probability >= t, y == 1))
     return coef, float(threshold)

