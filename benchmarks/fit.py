@@ -48,7 +48,7 @@ class Example:
     features: np.ndarray  # (candidates, features)
     relevant: np.ndarray  # bool per candidate
     answerable: bool
-    question: ranking.QuestionSignals
+    answer_type: ranking.AnswerType
 
 
 def collect(question_set: QuestionSet, generation, questions: list[dict]) -> list[Example]:
@@ -68,7 +68,7 @@ def collect(question_set: QuestionSet, generation, questions: list[dict]) -> lis
             ],
             dtype=bool,
         )  # fmt: skip
-        rows = np.array([ranking.feature_vector(c.features) for c in found]).reshape(
+        rows = np.array([c.features for c in found], dtype=float).reshape(
             len(found), len(ranking.Features._fields)
         )
         examples.append(
@@ -78,7 +78,7 @@ def collect(question_set: QuestionSet, generation, questions: list[dict]) -> lis
                 rows,
                 relevant,
                 bool(question["answers"]),
-                ranking.question_signals(analysed.answer_type),
+                analysed.answer_type,
             )
         )
     return examples
@@ -120,7 +120,7 @@ def signals(example: Example, weights: np.ndarray) -> np.ndarray:
     """The question-level answerability signals under ranking weights."""
     rows = [ranking.Features(*row) for row in example.features]
     scores = [float(row @ weights) for row in example.features]
-    return np.array(ranking.answerability_signals(example.question, rows, scores))
+    return np.array(ranking.answerability_signals(example.answer_type, rows, scores))
 
 
 def fit_answerability(

@@ -185,16 +185,10 @@ class Features(NamedTuple):
     log_length: float  # natural log of the passage's characters
 
 
-class QuestionSignals(NamedTuple):
-    """What the question alone says about whether the articles can answer it."""
-
-    typed: float  # 1 when it asks for a quantity, time or name
-
-
 class AnswerabilitySignals(NamedTuple):
     """What decides whether the articles answer a question at all."""
 
-    typed: float
+    typed: float  # 1 when the question asks for a quantity, time or name
     best_similarity: float
     best_coverage: float
     top_similarity: float  # of the best-ranked passage
@@ -203,28 +197,18 @@ class AnswerabilitySignals(NamedTuple):
     top_missing_rarest: float
 
 
-def feature_vector(features: Features) -> tuple[float, ...]:
-    """The features as numbers, in the order of the weights."""
-    return tuple(features)
-
-
 def relevance(features: Features) -> float:
     """The second-stage score of a passage: a linear model fitted across question sets."""
     return sum(w * f for w, f in zip(RELEVANCE_WEIGHTS, features, strict=True))
 
 
-def question_signals(answer_type: AnswerType) -> QuestionSignals:
-    """The answerability signals of the question itself."""
-    return QuestionSignals(typed=float(answer_type is not AnswerType.ANY))
-
-
 def answerability_signals(
-    question: QuestionSignals, found: Sequence[Features], scores: Sequence[float]
+    answer_type: AnswerType, found: Sequence[Features], scores: Sequence[float]
 ) -> AnswerabilitySignals:
     """The question-level signals of answerability from its candidates and their scores."""
     top = found[max(range(len(found)), key=scores.__getitem__)]
     return AnswerabilitySignals(
-        *question,
+        typed=float(answer_type is not AnswerType.ANY),
         best_similarity=max(f.similarity for f in found),
         best_coverage=max(f.coverage for f in found),
         top_similarity=top.similarity,
@@ -234,13 +218,11 @@ def answerability_signals(
     )
 
 
-def answerable(
-    question: QuestionSignals, found: Sequence[Features], scores: Sequence[float]
-) -> bool:
+def answerable(answer_type: AnswerType, found: Sequence[Features], scores: Sequence[float]) -> bool:
     """Whether the candidates likely hold an answer: a logistic model fitted across sets."""
     if not found:
         return False
-    signals = answerability_signals(question, found, scores)
+    signals = answerability_signals(answer_type, found, scores)
     logit = ANSWERABILITY_INTERCEPT + sum(
         w * x for w, x in zip(ANSWERABILITY_COEFFICIENTS, signals, strict=True)
     )

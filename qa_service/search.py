@@ -47,7 +47,6 @@ def query_terms(question: str) -> list[str]:
 class Question:
     """A question analysed once: its terms and their weights, answer type and meaning."""
 
-    text: str
     terms: list[str]
     weights: dict[str, float]
     answer_type: ranking.AnswerType
@@ -59,7 +58,6 @@ def analyse(generation: IndexGeneration, question: str) -> Question:
     terms = query_terms(question)
     weights = {term: generation.term_idf(term) for term in terms}
     return Question(
-        text=question,
         terms=terms,
         weights=weights,
         answer_type=ranking.expected_answer_type(question),
@@ -176,7 +174,7 @@ def ask(
         candidate.score = ranking.relevance(candidate.features)
     ranked = _fold_copies(generation, sorted(found, key=lambda c: (-c.score, c.docnum)), k)
     answerable = ranking.answerable(
-        ranking.question_signals(analysed.answer_type),
+        analysed.answer_type,
         [c.features for c in found],
         [c.score for c in found],
     )
