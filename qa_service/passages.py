@@ -302,11 +302,15 @@ def _is_heading(line: str) -> bool:
     if _ends_like_sentence(line):
         return False
     words = [word for word in line.split() if word[:1].isalpha()]
-    if len(words) < 6:
-        return True
+    return len(words) < 6 or is_title_case(line)
+
+
+def is_title_case(text: str) -> bool:
+    """Whether three in four of the words that are not minor words start with a capital."""
+    words = [word for word in text.split() if word[:1].isalpha()]
     significant = [word for word in words if word.lower() not in _MINOR_WORDS]
     capitalised = sum(word[0].isupper() for word in significant)
-    return capitalised >= 0.75 * len(significant)
+    return bool(significant) and capitalised >= 0.75 * len(significant)
 
 
 def _looks_like_code(line: str) -> bool:

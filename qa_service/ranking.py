@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
 from typing import NamedTuple
 
-from .passages import Token
+from .passages import Token, is_title_case
 
 # Inside a passage: what an answer entity is worth against the question's
 # terms, and what each word of the span costs (so the shortest span wins);
@@ -102,6 +102,8 @@ ENTITY_PATTERNS = {
         r"(?:\s+(?:(?:of|de|la|du|van|von|and|the)\s+)?[A-Z][\w’'&-]*(?:\.[A-Z][\w’'&-]*)*)*"
     ),
 }
+# Longer than any name: a Title Case line of more words is a headline.
+_NAME_WORDS = 4
 # Commas, semicolons, colons and spaced dashes; not the comma in "1,000".
 _CLAUSE_BREAK = re.compile(r"(?:[;:]|,(?!\d))\s*|\s+[–—-]\s+")
 # Brackets and quotations are never cut: an answer neither opens nor closes inside one.
@@ -126,8 +128,11 @@ def answer_entities(
 
     A name holding the question's own words ("LinkedIn Corp" for "Who runs
     LinkedIn?") is not an answer to it, nor is the capital that starts a sentence.
+    In a headline written in Title Case capitals mark no names.
     """
     if answer_type is AnswerType.ANY:
+        return []
+    if answer_type is AnswerType.NAME and len(text.split()) > _NAME_WORDS and is_title_case(text):
         return []
     question_spans = list(question_spans)
     found = []
@@ -156,14 +161,14 @@ def entity_rarity(
     tokens: Sequence[Token],
     idf: Callable[[str], float],
     top_idf: float,
-) -> float:
-    """How specific the best answer entity is: the idf of its rarest word over `top_idf`."""
-    best = 0.0
+) -> list[float]:
+    """How specific each answer entity is: the idf of its rarest word over `top_idf`."""
+    rarities = []
     for start, end in entities:
         inside = [idf(token.term) for token in tokens if start <= token.start and token.end <= end]
         # An entity of stop words or symbols alone counts as middling.
-        best = max(best, max(inside, default=top_idf / 2) / top_idf)
-    return best
+        rarities.append(max(inside, default=top_idf / 2) / top_idf)
+    return rarities
 
 
 def coverage(matched: Iterable[str], weights: Mapping[str, float]) -> float:
@@ -231,14 +236,14 @@ def answerable(answer_type: AnswerType, found: Sequence[Features], scores: Seque
 
 # Fitted by benchmarks/fit.py on dev2 and the Debian FAQ (see its output for the folds).
 RELEVANCE_WEIGHTS = Features(
-    bm25=2.0561,
-    coverage=1.0331,
-    answer_type=1.1228,
-    similarity=4.6979,
-    neighbour_similarity=3.0371,
-    missing_rarest=-0.1194,
-    heading=0.0812,
-    log_length=0.0922,
+    bm25=2.0542,
+    coverage=1.0406,
+    answer_type=1.1195,
+    similarity=4.6944,
+    neighbour_similarity=3.0172,
+    missing_rarest=-0.1191,
+    heading=0.2942,
+    log_length=0.0826,
 )
 ANSWERABILITY_COEFFICIENTS = AnswerabilitySignals(
     typed=-0.7169,
@@ -307,15 +312,16 @@ def best_span(
     sentences: Iterable[tuple[int, int]],
     tokens: Sequence[Token],
     weights: Mapping[str, float],
-    entities: Sequence[tuple[int, int]],
+    entities: Sequence[tuple[int, int, float]],
     sentence_similarity: Sequence[float],
 ) -> tuple[int, int]:
     """The run of clauses, inside one sentence, that best answers the question.
 
     Scores each run by the share of the question's information it holds, a
-    bonus when it holds an answer entity, the closeness in meaning of its
-    sentence to the question, and a small cost per word. `text` is the whole
-    source; sentences, tokens and entities are in its offsets.
+    bonus by the rarity of the rarest answer entity in it (`entities` are
+    (start, end, rarity) triples), the closeness in meaning of its sentence to
+    the question, and a small cost per word. `text` is the whole source;
+    sentences, tokens and entities are in its offsets.
     """
     best, best_score = None, float("-inf")
     total = sum(weights.values()) or 1.0
@@ -329,7 +335,8 @@ def best_span(
                 matched = {t.term for t in tokens if start <= t.start and t.end <= end}
                 score = (
                     sum(weights.get(term, 0.0) for term in matched) / total
-                    + SPAN_ENTITY_BONUS * any(start <= s and e <= end for s, e in entities)
+                    + SPAN_ENTITY_BONUS
+                    * max((r for s, e, r in entities if start <= s and e <= end), default=0.0)
                     - SPAN_WORD_COST * len(text[start:end].split())
                     + SPAN_SIMILARITY_WEIGHT * similarity
                 )

@@ -72,7 +72,8 @@ class Candidate:
     docnum: int
     passage: Passage
     tokens: tuple[Token, ...]
-    entities: list[tuple[int, int]]
+    # Things of the kind asked for: (start, end, rarity in the corpus).
+    entities: list[tuple[int, int, float]]
     # The cosine of the question with each of the passage's sentences.
     sentence_similarity: list[float]
     features: ranking.Features
@@ -140,7 +141,7 @@ def _candidate(generation, docnum, question, bm25, similarity, neighbour) -> Can
     entities = ranking.answer_entities(
         passage.text, passage.start, question.answer_type, question_spans
     )
-    typed = ranking.entity_rarity(entities, tokens, generation.term_idf, generation.max_idf)
+    rarities = ranking.entity_rarity(entities, tokens, generation.term_idf, generation.max_idf)
     rows = generation.sentence_vectors[
         generation.sentence_rows[docnum] : generation.sentence_rows[docnum + 1]
     ]
@@ -148,13 +149,16 @@ def _candidate(generation, docnum, question, bm25, similarity, neighbour) -> Can
     features = ranking.Features(
         bm25=bm25,
         coverage=covered,
-        answer_type=typed,
+        answer_type=max(rarities, default=0.0),
         similarity=similarity,
         neighbour_similarity=neighbour,
         missing_rarest=max(missing, default=0.0) / generation.max_idf,
         heading=float(docnum in generation.headings),
         log_length=math.log(len(passage.text)),
     )
+    entities = [
+        (start, end, rarity) for (start, end), rarity in zip(entities, rarities, strict=True)
+    ]
     return Candidate(docnum, passage, tokens, entities, sentence_similarity, features)
 
 
