@@ -26,13 +26,14 @@ import argparse
 import random
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-from sets import QuestionSet, question_sets
+from sets import QuestionSet, open_indexes, question_sets
 
 from qa_service import ranking, search
 from qa_service.evaluation import load_questions, matches_gold
-from qa_service.index import build_index, open_generation
+from qa_service.index import IndexGeneration
 
 L2 = 0.01
 OFF_TOPIC_QUESTIONS = 30  # unanswerable examples per corpus, asked from the other corpora
@@ -192,24 +193,26 @@ def off_topic(generations, sets, seed=0) -> list[Example]:
     return made
 
 
-def fit_report(sets: list[QuestionSet], without: tuple[str, ...] = ()) -> list[str]:
+def fit_report(
+    sets: list[QuestionSet],
+    generations: dict[Path, IndexGeneration],
+    without: tuple[str, ...] = (),
+) -> list[str]:
     """Fit on the sets marked `fitted`, cross-validated; the report lines, constants last.
 
+    `generations` holds an opened index of each set's corpus (sets.open_indexes).
     Features named in `without` are held at zero (to measure what each one adds).
     """
-    generations, examples = {}, {}
-    with tempfile.TemporaryDirectory() as folder:
-        for question_set in sets:
-            if question_set.corpus not in generations:
-                index = f"{folder}/{len(generations)}"
-                build_index(question_set.corpus, index)
-                generations[question_set.corpus] = open_generation(index)
-            questions = load_questions(question_set.questions)
-            examples[question_set.name] = collect(
-                question_set, generations[question_set.corpus], questions
-            )
-        fitted = [s for s in sets if s.fitted]
-        negatives = off_topic(generations, fitted)
+    examples = {
+        question_set.name: collect(
+            question_set,
+            generations[question_set.corpus],
+            load_questions(question_set.questions),
+        )
+        for question_set in sets
+    }
+    fitted = [s for s in sets if s.fitted]
+    negatives = off_topic(generations, fitted)
     for example in [e for group in examples.values() for e in group] + negatives:
         for name in without:
             example.features[:, ranking.Features._fields.index(name)] = 0.0
@@ -265,7 +268,10 @@ def main() -> int:
         help="hold a feature at zero (repeatable), to measure what it adds",
     )  # fmt: skip
     args = parser.parse_args()
-    print("\n".join(fit_report(question_sets(), tuple(args.without))))
+    sets = question_sets()
+    with tempfile.TemporaryDirectory() as folder:
+        generations = open_indexes(sets, Path(folder))
+        print("\n".join(fit_report(sets, generations, tuple(args.without))))
     return 0
 
 

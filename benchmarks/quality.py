@@ -37,11 +37,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 from fit import fit_report
-from sets import QuestionSet, question_sets
+from sets import QuestionSet, open_indexes, question_sets
 
 from qa_service.corpus import read_corpus
 from qa_service.evaluation import load_questions, score
-from qa_service.index import IndexGeneration, build_index, open_generation
+from qa_service.index import IndexGeneration
 from qa_service.results import AnswerPassage, Answers, AnswerSpan, Citation
 from qa_service.search import ask
 from qa_service.semantic import MODEL_ID, SentenceEncoder
@@ -180,30 +180,30 @@ def run(ranker: Ranker, questions: list[dict], repeat: int) -> Run:
     return Run(results, statistics.median(latencies))
 
 
-def measure_sets(sets: list[QuestionSet], repeat: int) -> list[SetResult]:
-    """Index each corpus once and run every retriever over every set."""
-    measured, by_corpus = [], {}
-    with tempfile.TemporaryDirectory() as folder:
-        for question_set in sets:
-            if question_set.corpus not in by_corpus:
-                index = Path(folder) / str(len(by_corpus))
-                build_index(question_set.corpus, index)
-                generation = open_generation(index)
-                by_corpus[question_set.corpus] = (generation, rankers(generation))
-            generation, ranked = by_corpus[question_set.corpus]
-            questions = load_questions(question_set.questions)
-            texts = {a.name: a.text for a in read_corpus(question_set.corpus)}
-            runs = {name: run(ranker, questions, repeat) for name, ranker in ranked.items()}
-            measured.append(
-                SetResult(
-                    question_set,
-                    questions,
-                    texts,
-                    generation.passage_count,
-                    runs,
-                    generation.encoder,
-                )  # fmt: skip
-            )
+def measure_sets(
+    sets: list[QuestionSet], generations: dict[Path, IndexGeneration], repeat: int
+) -> list[SetResult]:
+    """Run every retriever over every set, on the index of its corpus."""
+    measured = []
+    ranked = {corpus: rankers(generation) for corpus, generation in generations.items()}
+    for question_set in sets:
+        generation = generations[question_set.corpus]
+        questions = load_questions(question_set.questions)
+        texts = {a.name: a.text for a in read_corpus(question_set.corpus)}
+        runs = {
+            name: run(ranker, questions, repeat)
+            for name, ranker in ranked[question_set.corpus].items()
+        }
+        measured.append(
+            SetResult(
+                question_set,
+                questions,
+                texts,
+                generation.passage_count,
+                runs,
+                generation.encoder,
+            )  # fmt: skip
+        )
     return measured
 
 
@@ -474,17 +474,19 @@ def main() -> int:
     args = parser.parse_args()
 
     sets = question_sets()
-    measured = measure_sets(sets, args.repeat)
-    by_name = {result.question_set.name: result for result in measured}
-    lines = [line for result in measured for line in set_lines(result, args.repeat)]
-    lines += kind_lines(by_name["dev2"])
-    lines += refusal_lines(measured)
-    lines += encoding_lines(by_name["dev2"], args.repeat)
-    print("\n".join(lines), flush=True)
-    if not args.no_fit:
-        fitted = ", ".join(s.name for s in sets if s.fitted)
-        print(f"## Cross-validated fit (benchmarks/fit.py, fitted on {fitted})\n", flush=True)
-        print("\n".join(fit_report(sets)) + "\n", flush=True)
+    with tempfile.TemporaryDirectory() as folder:
+        generations = open_indexes(sets, Path(folder))
+        measured = measure_sets(sets, generations, args.repeat)
+        by_name = {result.question_set.name: result for result in measured}
+        lines = [line for result in measured for line in set_lines(result, args.repeat)]
+        lines += kind_lines(by_name["dev2"])
+        lines += refusal_lines(measured)
+        lines += encoding_lines(by_name["dev2"], args.repeat)
+        print("\n".join(lines), flush=True)
+        if not args.no_fit:
+            fitted = ", ".join(s.name for s in sets if s.fitted)
+            print(f"## Cross-validated fit (benchmarks/fit.py, fitted on {fitted})\n", flush=True)
+            print("\n".join(fit_report(sets, generations)) + "\n", flush=True)
     if args.baseline_ref:
         held_out = by_name["questions"]
         print(

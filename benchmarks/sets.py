@@ -19,6 +19,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa_service.index import IndexGeneration, build_index, open_generation
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 # Where the Debian FAQ corpus is built (not committed: `make eval-data` builds it).
@@ -60,3 +62,14 @@ def build_debian_faq(folder: Path = DEBIAN_FAQ) -> Path:
             [sys.executable, str(DATA / "debfaq_build.py"), str(package), str(folder)], check=True
         )
     return folder
+
+
+def open_indexes(sets: list[QuestionSet], folder: Path) -> dict[Path, IndexGeneration]:
+    """Build under `folder` and open one index per corpus of `sets`, by corpus folder."""
+    generations: dict[Path, IndexGeneration] = {}
+    for question_set in sets:
+        if question_set.corpus not in generations:
+            index = Path(folder) / str(len(generations))
+            build_index(question_set.corpus, index)
+            generations[question_set.corpus] = open_generation(index)
+    return generations

@@ -44,22 +44,14 @@ from whoosh.fields import ID, STORED, TEXT, Schema
 
 from .corpus import Article, read_corpus
 from .corroboration import Link, link_passages
-from .passages import (
-    SPLITTER_VERSION,
-    LineKind,
-    Passage,
-    Token,
-    line_kind,
-    repeated_lines,
-    split_passages,
-)
+from .passages import SPLITTER_VERSION, Passage, Token, repeated_lines, split_passages
 from .results import SourceDocument
 from .semantic import MODEL_ID, SentenceEncoder, write_encoder
 
 log = logging.getLogger(__name__)
 
 # Bump when the schema or analyzer changes so that existing indexes are rebuilt.
-INDEX_FORMAT = 8
+INDEX_FORMAT = 9
 CURRENT_LINK = "current"
 MANIFEST = "manifest.json"
 LINKS = "links.json"
@@ -199,6 +191,7 @@ def _write_generation(folder: Path, articles: list[Article], corpus_hash: str) -
                         "line_start": passage.line_start,
                         "line_end": passage.line_end,
                         "sentences": passage.sentences,
+                        "heading": passage.heading,
                     },
                 )
             passages.extend(article_passages)
@@ -348,11 +341,9 @@ class IndexGeneration:
         self._thread = threading.local()
         self.sentence_rows = np.cumsum([0] + [len(p.sentences) for p in self.passages]).tolist()
         # Titles, headings and bylines: passages of their own, ranked on their own terms.
-        self.headings = frozenset(
-            docnum
-            for docnum, passage in enumerate(self.passages)
-            if line_kind(passage.text) is LineKind.HEADING
-        )
+        self.headings = frozenset(d for d, passage in enumerate(self.passages) if passage.heading)
+        # By document number, for filtering the nearest passages by source without a loop.
+        self.passage_sources = np.array([passage.source for passage in self.passages])
 
     def _tokens(self, docnum: int) -> tuple[Token, ...]:
         """The analysed terms of a passage (cached as `tokens`)."""
@@ -376,9 +367,9 @@ class IndexGeneration:
         the distance to every word with the same first letter, so callers bound
         how often and for what they ask (spelling.respell).
         """
+        if self.uses_word(word):
+            return None
         with self.searcher() as searcher:
-            if searcher.doc_frequency("words", word):
-                return None
             corrector = searcher.corrector("words")
             maxdist = 1 if len(word) < 7 else 2
             suggestions = corrector.suggest(word, limit=1, maxdist=maxdist, prefix=1)

@@ -114,6 +114,8 @@ class Passage:
     line_end: int
     # (start, end) of each sentence, in the same source offsets.
     sentences: tuple[tuple[int, int], ...]
+    # A title, heading or byline: a line of its own that states no fact.
+    heading: bool = False
 
     @property
     def id(self) -> str:
@@ -154,6 +156,7 @@ def split_passages(
                     line_start=locator.line_number(start),
                     line_end=locator.line_number(end - 1),
                     sentences=tuple(group),
+                    heading=paragraph.heading,
                 )
             )
     return passages

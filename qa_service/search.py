@@ -97,9 +97,7 @@ def candidates(
         bm25 = {hit.docnum: hit.score for hit in hits}
     similarity = generation.vectors @ question.vector
     if sources:
-        wanted = set(sources)
-        outside = [i for i, p in enumerate(generation.passages) if p.source not in wanted]
-        similarity[outside] = -1.0
+        similarity[~np.isin(generation.passage_sources, list(sources))] = -1.0
     nearest = np.argsort(-similarity)[:CANDIDATES]
     docnums = list(bm25) + [int(i) for i in nearest if i not in bm25 and similarity[i] > -1.0]
     best_bm25 = max(bm25.values(), default=0.0) or 1.0

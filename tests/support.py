@@ -1,4 +1,4 @@
-"""Real parts for tests and screenshots: a gunicorn server and a Chromium browser."""
+"""Real parts for tests and screenshots: indexes, a gunicorn server and a Chromium browser."""
 
 from __future__ import annotations
 
@@ -14,7 +14,21 @@ from pathlib import Path
 
 import httpx
 
+from qa_service.index import IndexGeneration, build_index, open_generation
+
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def index_of(articles: dict[str, str], folder: Path) -> IndexGeneration:
+    """Write `articles` (name -> text) under `folder`, index them there and open the index."""
+    corpus, index = folder / "articles", folder / "index"
+    corpus.mkdir()
+    for name, text in articles.items():
+        (corpus / name).write_text(text, encoding="utf-8")
+    build_index(corpus, index)
+    return open_generation(index)
+
+
 # Chromium as Debian installs it; QA_CHROMIUM points elsewhere.
 CHROMIUM = os.environ.get("QA_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 # Without these, Chromium keeps calling home, and this network refuses it.

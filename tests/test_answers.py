@@ -7,8 +7,8 @@ subject of a question, definitions, and "no answer".
 from __future__ import annotations
 
 import pytest
+from support import index_of
 
-from qa_service.index import build_index, open_generation
 from qa_service.search import ask
 
 ARTICLES = {
@@ -43,12 +43,7 @@ Prices of widgets rose sharply during the last two years.
 
 @pytest.fixture(scope="module")
 def generation(tmp_path_factory):
-    corpus = tmp_path_factory.mktemp("corpus")
-    for name, text in ARTICLES.items():
-        (corpus / name).write_text(text, encoding="utf-8")
-    index = tmp_path_factory.mktemp("index")
-    build_index(corpus, index)
-    return open_generation(index)
+    return index_of(ARTICLES, tmp_path_factory.mktemp("corpus"))
 
 
 def top(generation, question):

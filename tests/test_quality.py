@@ -9,11 +9,10 @@ questions fails. Raise a floor when the figures rise; never lower one to pass.
 from __future__ import annotations
 
 import pytest
-from sets import question_sets
+from sets import open_indexes, question_sets
 
 from qa_service.corpus import read_corpus
 from qa_service.evaluation import evaluate, load_questions
-from qa_service.index import build_index, open_generation
 
 # Per set: (metric, floor). Measured figures are in the README (make quality).
 FLOORS = {
@@ -31,13 +30,7 @@ SETS = {question_set.name: question_set for question_set in question_sets()}
 @pytest.fixture(scope="module")
 def generations(tmp_path_factory):
     """One index per corpus, shared by the sets over it."""
-    opened = {}
-    for question_set in SETS.values():
-        if question_set.corpus not in opened:
-            folder = tmp_path_factory.mktemp("index")
-            build_index(question_set.corpus, folder)
-            opened[question_set.corpus] = open_generation(folder)
-    return opened
+    return open_indexes(list(SETS.values()), tmp_path_factory.mktemp("indexes"))
 
 
 @pytest.mark.parametrize("name", sorted(FLOORS))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import index_of
 
 from qa_service import spelling
-from qa_service.index import WORD, build_index, open_generation
+from qa_service.index import WORD
 from qa_service.spelling import respell, same_word
 
 # Each real English word below sits one or two edits from a word these articles use.
@@ -23,12 +24,7 @@ ARTICLES = {
 
 @pytest.fixture(scope="module")
 def generation(tmp_path_factory):
-    corpus = tmp_path_factory.mktemp("articles")
-    for name, text in ARTICLES.items():
-        (corpus / name).write_text(text, encoding="utf-8")
-    index_dir = tmp_path_factory.mktemp("index")
-    build_index(corpus, index_dir)
-    return open_generation(index_dir)
+    return index_of(ARTICLES, tmp_path_factory.mktemp("corpus"))
 
 
 @pytest.fixture()
