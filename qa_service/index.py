@@ -46,7 +46,7 @@ from .corpus import Article, read_corpus
 from .corroboration import Link, link_passages
 from .passages import SPLITTER_VERSION, Passage, Token, repeated_lines, split_passages
 from .results import SourceDocument
-from .semantic import MODEL_ID, SentenceEncoder, write_encoder
+from .semantic import SentenceEncoder, model_id, write_encoder
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ def _read_vectors(folder: Path, name: str) -> np.ndarray:
 
 def _corpus_hash(articles: list[Article]) -> str:
     """Fingerprint of everything that decides the index's content."""
-    settings = f"format={INDEX_FORMAT};splitter={SPLITTER_VERSION};model={MODEL_ID}"
+    settings = f"format={INDEX_FORMAT};splitter={SPLITTER_VERSION};model={model_id()}"
     digest = hashlib.sha256(settings.encode())
     for article in articles:
         meta = (article.name, article.sha256, article.title, article.publisher, article.date)

@@ -1,0 +1,1 @@
+"""The packaged sentence encoder (see export.py for how it is made)."""
