@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 from flask import Blueprint, abort, current_app, request
@@ -12,7 +11,7 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from . import search
 from .app import current_generation
 from .openapi import document, json_content
-from .results import Answers, Citation
+from .results import with_citation_urls
 from .schemas import (
     AnswersSchema,
     AskQuerySchema,
@@ -59,10 +58,10 @@ def ask():
     unknown = [name for name in sources or () if name not in generation.sources]
     if unknown:
         raise ValidationError({"sources": [f"Unknown source: {name}" for name in unknown]})
-    # Everything that decides the body; the host because citation URLs carry it.
+    # Everything that decides the body (citation URLs come from configuration, not
+    # from the request, so one body serves every client).
     key = (
         generation.name,
-        request.host_url,
         params["question"],
         params["k"],
         sources and tuple(sources),
@@ -71,7 +70,8 @@ def ask():
     body = cache.get(key)
     if body is None:
         answers = search.ask(generation, params["question"], k=params["k"], sources=sources)
-        body = cache.put(key, _answers.dump(with_source_urls(answers)))
+        linked = with_citation_urls(answers, lambda citation: source_url(citation, external=True))
+        body = cache.put(key, _answers.dump(linked))
     return {**body, "took_ms": round((time.perf_counter() - started) * 1000, 3)}
 
 
@@ -100,27 +100,6 @@ def source(name: str):
     if found is None:
         abort(404, f"Unknown source: {name}")
     return _source_document.dump(found)
-
-
-def with_source_urls(answers: Answers) -> Answers:
-    """Fill in every citation's link to the source page at the cited span."""
-    passages = [
-        dataclasses.replace(
-            passage,
-            citation=_linked(passage.citation),
-            corroborated_by=[_linked(citation) for citation in passage.corroborated_by],
-            conflicts=[
-                dataclasses.replace(conflict, citation=_linked(conflict.citation))
-                for conflict in passage.conflicts
-            ],
-        )
-        for passage in answers.passages
-    ]
-    return dataclasses.replace(answers, passages=passages)
-
-
-def _linked(citation: Citation) -> Citation:
-    return dataclasses.replace(citation, url=source_url(citation, external=True))
 
 
 def _json_object() -> dict:

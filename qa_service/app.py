@@ -44,14 +44,21 @@ def create_app(config: Mapping | None = None) -> Flask:
     # A source name is looked up as given ("/etc/passwd" is simply unknown), never
     # redirected to a tidied path.
     app.url_map.merge_slashes = False
+    if trusted := app.config["TRUSTED_HOSTS"]:
+        # Flask answers any other Host header with 400 (in the error shape below).
+        app.config["TRUSTED_HOSTS"] = [host.strip() for host in trusted.split(",") if host.strip()]
+    else:
+        app.config["TRUSTED_HOSTS"] = None
     if hops := app.config["PROXY_HOPS"]:
-        # Citation URLs must name the host and scheme the reader used, not the proxy's.
+        # The client's address, scheme, host and path prefix as the proxy saw them.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
     # Nothing is opened here: each gunicorn worker opens the index after the fork
     # (post_worker_init in gunicorn_conf), or on its first request.
     app.extensions["qa_index"] = IndexHandle(app.config["INDEX_DIR"])
     # Keyed on the index generation, so a rebuild never serves a stale answer.
-    app.extensions["qa_answer_cache"] = AnswerCache(app.config["ANSWER_CACHE_SIZE"])
+    app.extensions["qa_answer_cache"] = AnswerCache(
+        app.config["ANSWER_CACHE_SIZE"], app.config["ANSWER_CACHE_BYTES"]
+    )
 
     from . import api, health, openapi, web
 

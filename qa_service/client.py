@@ -9,12 +9,12 @@ with QAClient("http://127.0.0.1:8000") as client:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 import httpx
 from marshmallow import ValidationError
 
-from .results import Answers, SourceDocument, SourceInfo
+from .results import Answers, SourceDocument, SourceInfo, with_citation_urls
 from .schemas import AnswersSchema, SourceDocumentSchema, SourceListSchema
 
 
@@ -55,16 +55,19 @@ class QAClient:
         timeout: float = 5.0,
         transport: httpx.BaseTransport | None = None,
     ):
-        self._http = httpx.Client(
-            base_url=base_url.rstrip("/"), timeout=timeout, transport=transport
-        )
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
 
     def ask(self, question: str, k: int = 5, *, sources: Sequence[str] | None = None) -> Answers:
-        """Ranked, cited passages answering `question`."""
+        """Ranked, cited passages answering `question`; citation URLs made absolute."""
         body: dict = {"question": question, "k": k}
         if sources is not None:
             body["sources"] = list(sources)
-        return self._call("POST", "/api/v1/ask", AnswersSchema(), json=body)
+        answers = self._call("POST", "/api/v1/ask", AnswersSchema(), json=body)
+        # A service without a configured public URL links relatively (to itself).
+        return with_citation_urls(
+            answers, lambda citation: citation.url and urljoin(self.base_url + "/", citation.url)
+        )
 
     def sources(self) -> list[SourceInfo]:
         """Every indexed source."""

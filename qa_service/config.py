@@ -10,10 +10,17 @@ DEFAULTS = {
     "INDEX_DIR": "index",
     # Requests to /api are small JSON documents; anything bigger is refused with 413.
     "MAX_CONTENT_LENGTH": 16 * 1024,
-    # Finished answers kept per worker process (0 turns the cache off).
+    # Finished answers kept per worker process (0 turns the cache off), and the most
+    # bytes of JSON they may hold together.
     "ANSWER_CACHE_SIZE": 2048,
+    "ANSWER_CACHE_BYTES": 32 * 1024 * 1024,
     # Reverse proxies in front whose X-Forwarded-For/-Proto/-Host/-Prefix are trusted.
     "PROXY_HOPS": 0,
+    # Where readers reach the service ("https://qa.example.org"): citation links are
+    # made from it, never from the request's Host header; relative links without it.
+    "PUBLIC_URL": "",
+    # Host names the service answers to, comma-separated ("" for any): others get 400.
+    "TRUSTED_HOSTS": "",
 }
 # Environment variable -> setting.
 ENVIRONMENT = {
@@ -22,6 +29,9 @@ ENVIRONMENT = {
     "QA_MAX_BODY_BYTES": "MAX_CONTENT_LENGTH",
     "QA_ANSWER_CACHE_SIZE": "ANSWER_CACHE_SIZE",
     "QA_PROXY_HOPS": "PROXY_HOPS",
+    "QA_ANSWER_CACHE_BYTES": "ANSWER_CACHE_BYTES",
+    "QA_PUBLIC_URL": "PUBLIC_URL",
+    "QA_TRUSTED_HOSTS": "TRUSTED_HOSTS",
 }
 
 

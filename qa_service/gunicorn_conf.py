@@ -11,10 +11,14 @@ import tempfile
 wsgi_app = "qa_service.app:create_app()"
 bind = os.environ.get("QA_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("QA_WORKERS", "4"))
-threads = int(os.environ.get("QA_THREADS", "1"))
+# gevent (qa_service/gunicorn_worker.py): a slow client holds a connection, not a worker.
+worker_class = "qa_service.gunicorn_worker.Worker"
+worker_connections = int(os.environ.get("QA_WORKER_CONNECTIONS", "1000"))
 timeout = int(os.environ.get("QA_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("QA_GRACEFUL_TIMEOUT", "10"))
-keepalive = int(os.environ.get("QA_KEEPALIVE", "5"))
+# Also how long a client has to send a request's line and headers (never 0: the
+# gevent worker then reads them without a time limit).
+keepalive = max(1, int(os.environ.get("QA_KEEPALIVE", "5")))
 loglevel = os.environ.get("QA_LOG_LEVEL", "info")
 # The app writes one JSON line per request; gunicorn's own access log is off unless asked for.
 accesslog = os.environ.get("QA_ACCESS_LOG") or None
@@ -24,14 +28,33 @@ preload_app = False
 # The control socket sits at one path per user: several services (or test
 # servers) on one machine would fight over it, and nothing here uses it.
 control_socket_disable = True
-# Question lengths are the app's to judge (it answers 422 in its JSON shape);
-# gunicorn still caps a request line at 1 MB.
-limit_request_line = 0
+# gunicorn's own caps (answered 414 / 431 in the JSON error shape): the longest
+# request line it allows, which holds a 500-character question percent-encoded;
+# headers as gunicorn's defaults, fewer of them. Longer questions are the app's
+# to refuse (422).
+limit_request_line = 8190
+limit_request_fields = 50
+limit_request_field_size = 8190
+
+# Scratch files (gunicorn's worker heartbeats, the metrics below) in memory where
+# possible: the image may run with a read-only root and no /tmp (Docker's
+# --read-only), and a heartbeat on disk can stall a worker on a slow volume.
+# TMPDIR, when set, comes first.
+_scratch = next(
+    (
+        folder
+        for folder in (os.environ.get("TMPDIR"), "/dev/shm", tempfile.gettempdir())
+        if folder and os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)
+    ),
+    None,
+)
+worker_tmp_dir = _scratch
 
 # Metrics from every worker are summed through files in this folder
 # (prometheus_client's multiprocess mode); it must be set before workers start.
 if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-    _metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="qa-metrics-")
+    _metrics_dir = tempfile.mkdtemp(prefix="qa-metrics-", dir=_scratch)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 else:
     _metrics_dir = None
 

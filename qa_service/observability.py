@@ -31,6 +31,9 @@ from prometheus_client import (
 REQUEST_ID_HEADER = "X-Request-ID"
 # An incoming id is echoed only when it is short and plain; otherwise a new one is made.
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# Labels come from closed sets, so no client can grow /metrics: any other method
+# (gunicorn passes made-up ones through) counts as "other", a path as its route.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 REQUESTS = Counter(
     "qa_http_requests_total", "HTTP requests answered.", ["route", "method", "status"]
@@ -88,8 +91,9 @@ def _finish(response):
     response.headers[REQUEST_ID_HEADER] = request_id
     # The rule, not the path: one label per route however many names are asked for.
     route = request.url_rule.rule if request.url_rule else "unmatched"
-    REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-    LATENCY.labels(route, request.method, str(response.status_code)).observe(duration)
+    method = request.method if request.method in METHODS else "other"
+    REQUESTS.labels(route, method, str(response.status_code)).inc()
+    LATENCY.labels(route, method, str(response.status_code)).observe(duration)
     _record_generation()
     log.info(
         json.dumps(

@@ -6,7 +6,8 @@ types from JSON that the local search returns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -97,3 +98,24 @@ class SourceDocument(SourceInfo):
     """An indexed article with its full text, exactly as the citations index it."""
 
     text: str = ""
+
+
+def with_citation_urls(answers: Answers, url: Callable[[Citation], str | None]) -> Answers:
+    """The same answers with every citation's `url` (passage, corroboration, conflict) set."""
+
+    def linked(citation: Citation) -> Citation:
+        return replace(citation, url=url(citation))
+
+    passages = [
+        replace(
+            passage,
+            citation=linked(passage.citation),
+            corroborated_by=[linked(citation) for citation in passage.corroborated_by],
+            conflicts=[
+                replace(conflict, citation=linked(conflict.citation))
+                for conflict in passage.conflicts
+            ],
+        )
+        for passage in answers.passages
+    ]
+    return replace(answers, passages=passages)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import groupby, pairwise
 
-from flask import Blueprint, abort, render_template, request, url_for
+from flask import Blueprint, abort, current_app, render_template, request, url_for
 from marshmallow import ValidationError
 
 from . import search
@@ -41,15 +41,17 @@ class ResultView:
 
 @blueprint.app_template_filter("source_url")
 def source_url(citation: Citation, external: bool = False) -> str:
-    """Link to the source page with the cited span highlighted and in view."""
-    return url_for(
-        "web.source",
-        name=citation.source,
-        start=citation.start,
-        end=citation.end,
-        _anchor="cited",
-        _external=external,
+    """Link to the source page with the cited span highlighted and in view.
+
+    An external link (in citations that leave the page: the API, copied text) is
+    made from the configured public URL, never from the request's Host header,
+    which any client can set; without one it stays relative.
+    """
+    path = url_for(
+        "web.source", name=citation.source, start=citation.start, end=citation.end, _anchor="cited"
     )
+    public_url = current_app.config["PUBLIC_URL"] if external else ""
+    return public_url.rstrip("/") + path
 
 
 @blueprint.route("/")

@@ -40,9 +40,9 @@ def test_post_ask_returns_the_contract(client, seed_texts):
     assert list(citation) == ["source", "title", *offsets, "url"]
     source = seed_texts[citation["source"]]
     assert source[citation["start"] : citation["end"]] == passage["text"]
+    # Relative: without QA_PUBLIC_URL nothing says where readers reach the service.
     assert citation["url"] == (
-        f"http://localhost/sources/{citation['source']}"
-        f"?start={citation['start']}&end={citation['end']}#cited"
+        f"/sources/{citation['source']}?start={citation['start']}&end={citation['end']}#cited"
     )
     assert "$1,000" in passage["text"]
     AnswersSchema().load(body)  # the body loads back through the documented schema
@@ -359,19 +359,48 @@ def test_openapi_documents_every_route(app, client):
     assert schemas["AskRequest"]["properties"]["k"]["maximum"] == 50
 
 
-def test_behind_a_trusted_proxy_citations_use_the_public_address(index_dir):
+def test_citation_urls_come_from_the_public_url_whatever_the_host_says(index_dir):
     from qa_service.app import create_app
 
-    app = create_app({"INDEX_DIR": str(index_dir), "PROXY_HOPS": 1})
-    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "qa.example.org"}
+    app = create_app(
+        {"INDEX_DIR": str(index_dir), "PROXY_HOPS": 1, "PUBLIC_URL": "https://qa.example.org/"}
+    )
+    for headers in (
+        {},
+        {"Host": "evil.example"},
+        {"X-Forwarded-Proto": "http", "X-Forwarded-Host": "evil.example"},
+    ):
+        response = app.test_client().post(ASK, json={"question": "court"}, headers=headers)
+        citation = response.get_json()["passages"][0]["citation"]
+        assert citation["url"].startswith("https://qa.example.org/sources/"), headers
+
+
+def test_a_path_prefix_from_a_trusted_proxy_joins_the_public_url(index_dir):
+    from qa_service.app import create_app
+
+    app = create_app(
+        {"INDEX_DIR": str(index_dir), "PROXY_HOPS": 1, "PUBLIC_URL": "https://example.org"}
+    )
+    headers = {"X-Forwarded-Prefix": "/qa"}
     body = app.test_client().post(ASK, json={"question": "court"}, headers=headers).get_json()
-    assert body["passages"][0]["citation"]["url"].startswith("https://qa.example.org/sources/")
+    assert body["passages"][0]["citation"]["url"].startswith("https://example.org/qa/sources/")
 
 
 def test_forwarded_headers_are_ignored_without_a_proxy(client):
-    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
+    headers = {"X-Forwarded-Prefix": "/evil", "X-Forwarded-Host": "evil.example"}
     body = client.post(ASK, json={"question": "court"}, headers=headers).get_json()
-    assert body["passages"][0]["citation"]["url"].startswith("http://localhost/sources/")
+    assert body["passages"][0]["citation"]["url"].startswith("/sources/")
+
+
+def test_only_trusted_hosts_are_answered_when_configured(index_dir):
+    from qa_service.app import create_app
+
+    app = create_app({"INDEX_DIR": str(index_dir), "TRUSTED_HOSTS": "qa.example.org, localhost"})
+    client = app.test_client()
+    assert client.get("/api/v1/sources", headers={"Host": "qa.example.org"}).status_code == 200
+    refused = client.get("/api/v1/sources", headers={"Host": "evil.example"})
+    assert refused.status_code == 400
+    assert refused.get_json()["error"]["status"] == 400
 
 
 def test_every_response_carries_a_request_id(client):

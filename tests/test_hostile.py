@@ -62,10 +62,11 @@ HOSTILE = [
     pytest.param("POST", "/api/v1/ask", b'{"question": "a\\u0000b"}', JSON, 422,
                  error(422, INVALID, {"question": ["Must not contain NUL characters."]}),
                  id="escaped-nul"),
-    pytest.param("GET", "/api/v1/ask?q=" + "x" * 10000, None, {}, 422,
-                 error(422, INVALID, TOO_LONG), id="10k-query-string"),
-    pytest.param("GET", "/api/v1/ask?q=" + "%C3%A9" * 3000, None, {}, 422,
-                 error(422, INVALID, TOO_LONG), id="10k-encoded-query-string"),
+    # Longer request lines are gunicorn's to refuse (test_hardening).
+    pytest.param("GET", "/api/v1/ask?q=" + "x" * 600, None, {}, 422,
+                 error(422, INVALID, TOO_LONG), id="long-query-string"),
+    pytest.param("GET", "/api/v1/ask?q=" + "%C3%A9" * 600, None, {}, 422,
+                 error(422, INVALID, TOO_LONG), id="long-encoded-query-string"),
     pytest.param("GET", "/api/v1/sources/..%2F..%2Fetc%2Fpasswd", None, {}, 404,
                  error(404, "Unknown source: ../../etc/passwd"), id="encoded-traversal"),
     # A name cannot start with "/": no route matches, and that is all it learns.
@@ -99,8 +100,8 @@ def test_hostile_requests_get_clean_json_errors(
 
 @pytest.mark.parametrize(
     "path",
-    ["/sources/..%2F..%2Fetc%2Fpasswd", "/sources/leak.txt", "/?q=" + "x" * 10000],
-    ids=["page-traversal", "page-symlink", "page-10k-query"],
+    ["/sources/..%2F..%2Fetc%2Fpasswd", "/sources/leak.txt", "/?q=" + "x" * 600],
+    ids=["page-traversal", "page-symlink", "page-long-query"],
 )
 def test_hostile_page_requests_get_clean_html_errors(hostile_server, path):
     response = httpx.get(hostile_server + path, timeout=10)
@@ -125,7 +126,7 @@ def test_nested_source_names_work(hostile_server):
     ).json()
     citation = answers["passages"][0]["citation"]
     assert citation["source"] == name
-    page = httpx.get(citation["url"])
+    page = httpx.get(hostile_server + citation["url"])
     assert page.status_code == 200 and 'id="cited"' in page.text
 
 
