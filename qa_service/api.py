@@ -6,7 +6,7 @@ import time
 
 from flask import Blueprint, abort, current_app, request
 from marshmallow import ValidationError
-from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 
 from . import search
 from .app import current_generation
@@ -108,6 +108,11 @@ def _json_object() -> dict:
         raise UnsupportedMediaType(
             "The body must be JSON sent with Content-Type: application/json."
         )
+    data = request.get_data(cache=True)
+    if request.content_length is None and len(data) >= current_app.config["MAX_CONTENT_LENGTH"]:
+        # A chunked body has no length to check up front, and Werkzeug stops reading
+        # it at the limit without a word: what it read is cut short, not the body.
+        raise RequestEntityTooLarge()
     try:
         body = request.get_json()
     except BadRequest:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 
 from flask import Flask, current_app, g, render_template, request
+from flask.globals import request_ctx
 from marshmallow import ValidationError
 from werkzeug.exceptions import (
     HTTPException,
@@ -103,7 +104,8 @@ def _add_headers(response):
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/")
+    # Without a URL adapter (a Host header Werkzeug refuses) no page can be rendered.
+    return request.path.startswith("/api/") or request_ctx.url_adapter is None
 
 
 def _handle_http_error(exc: HTTPException):

@@ -41,6 +41,7 @@ from whoosh.analysis import (
     StopFilter,
 )
 from whoosh.fields import ID, STORED, TEXT, Schema
+from whoosh.searching import Searcher
 
 from .corpus import Article, read_corpus
 from .corroboration import Link, link_passages
@@ -338,7 +339,8 @@ class IndexGeneration:
         # Per instance, so a replaced generation takes its caches with it.
         self.tokens = functools.lru_cache(maxsize=TOKEN_CACHE_PASSAGES)(self._tokens)
         self.correction = functools.lru_cache(maxsize=CORRECTION_CACHE_WORDS)(self._correction)
-        self._thread = threading.local()
+        # Searchers not in use (list.pop and append are atomic).
+        self._searchers: list[Searcher] = []
         self.sentence_rows = np.cumsum([0] + [len(p.sentences) for p in self.passages]).tolist()
         # Titles, headings and bylines: passages of their own, ranked on their own terms.
         self.headings = frozenset(d for d, passage in enumerate(self.passages) if passage.heading)
@@ -379,16 +381,24 @@ class IndexGeneration:
         """The idf of an analysed term; a term the corpus lacks weighs most."""
         return self.idf.get(term) or self.max_idf
 
-    def searcher(self) -> contextlib.AbstractContextManager:
-        """This thread's Whoosh searcher on this generation, opened once and then reused.
+    @contextlib.contextmanager
+    def searcher(self) -> Iterator[Searcher]:
+        """A Whoosh searcher on this generation, lent for the `with` block, then reused.
 
-        Whoosh searchers must not be shared between threads; opening one per
-        request costs more than most searches.
+        Whoosh searchers must not serve two requests at once, and opening one per
+        request costs more than most searches; so they wait in a pool, which holds
+        as many as requests ever searched at the same time (under gevent, where a
+        search never yields, about one). Not per thread: gevent makes every request
+        a "thread" of its own.
         """
-        searcher = getattr(self._thread, "searcher", None)
-        if searcher is None:
-            searcher = self._thread.searcher = self.ix.searcher()
-        return contextlib.nullcontext(searcher)
+        try:
+            searcher = self._searchers.pop()
+        except IndexError:
+            searcher = self.ix.searcher()
+        try:
+            yield searcher
+        finally:
+            self._searchers.append(searcher)
 
 
 def open_generation(index_dir: Path | str) -> IndexGeneration:
