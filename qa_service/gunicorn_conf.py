@@ -16,9 +16,10 @@ worker_class = "qa_service.gunicorn_worker.Worker"
 worker_connections = int(os.environ.get("QA_WORKER_CONNECTIONS", "1000"))
 timeout = int(os.environ.get("QA_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("QA_GRACEFUL_TIMEOUT", "10"))
-# Also how long a client has to send a request's line and headers (never 0: the
-# gevent worker then reads them without a time limit).
-keepalive = max(1, int(os.environ.get("QA_KEEPALIVE", "5")))
+# Connections are not kept alive (see gunicorn_worker); this is how long a client
+# has to send a request's line and headers. Never 0: the gevent worker then
+# reads them without a time limit.
+keepalive = max(1, int(os.environ.get("QA_HEADER_TIMEOUT", "5")))
 loglevel = os.environ.get("QA_LOG_LEVEL", "info")
 # The app writes one JSON line per request; gunicorn's own access log is off unless asked for.
 accesslog = os.environ.get("QA_ACCESS_LOG") or None

@@ -35,7 +35,7 @@ QUESTIONS = [
 def server(index_dir, tmp_path_factory):
     """The production config, with a short whole-request deadline so the tests stay short."""
     log = tmp_path_factory.mktemp("hardening") / "gunicorn.log"
-    with gunicorn_server(index_dir, log, QA_CLIENT_TIMEOUT="4", QA_KEEPALIVE="3") as url:
+    with gunicorn_server(index_dir, log, QA_CLIENT_TIMEOUT="4", QA_HEADER_TIMEOUT="3") as url:
         yield url
 
 
@@ -158,7 +158,7 @@ def test_slow_clients_cost_connections_not_workers(server, request_bytes):
     assert len(latencies) > 20
     assert p99(latencies) < 100, f"p99 {p99(latencies):.1f} ms over {len(latencies)} questions"
     # The server, not the client, ended every slow request: within the header
-    # deadline (keepalive, 3 s) or the whole-request one (4 s), plus slack.
+    # deadline (3 s) or the whole-request one (4 s), plus slack.
     assert len(trickle.closed_by_server) == SLOW_CONNECTIONS
     assert max(trickle.closed_by_server) < 8
 
