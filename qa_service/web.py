@@ -89,13 +89,16 @@ def _page_errors(q: str, exc: ValidationError) -> list[str]:
 
 @blueprint.app_template_filter("plain_citation")
 def plain_citation(passage: AnswerPassage) -> str:
-    """The citation as plain text, for copying into notes or a document."""
+    """The citation as plain text, for copying into notes or a document.
+
+    Without its link: the page's script adds that (data-citation-url), made
+    absolute by the browser from the address the reader used.
+    """
     citation = passage.citation
     lines = f"lines {citation.line_start}–{citation.line_end}"
     return (
         f"“{passage.text}” — {citation.title}, {citation.source}, "
-        f"characters {citation.start}–{citation.end}, {lines}. "
-        f"{source_url(citation, external=True)}"
+        f"characters {citation.start}–{citation.end}, {lines}."
     )
 
 

@@ -120,7 +120,8 @@ def test_results_offer_json_and_a_plain_text_citation(client):
     )
     citation = html.unescape(re.search(r'data-citation="([^"]+)"', page).group(1))
     assert citation.startswith("“") and ", characters " in citation
-    assert citation.endswith("#cited") and " /sources/" in citation
+    url = html.unescape(re.search(r'data-citation-url="([^"]+)"', page).group(1))
+    assert url.startswith("/sources/") and url.endswith("#cited")
 
 
 def test_did_you_mean_links_the_respelt_question(client):

@@ -10,7 +10,9 @@ document.addEventListener("DOMContentLoaded", () => {
     button.hidden = false;
     button.addEventListener("click", async () => {
       try {
-        await navigator.clipboard.writeText(button.dataset.citation);
+        // Relative unless the service knows its public URL: the browser knows the address used.
+        const url = new URL(button.dataset.citationUrl, document.baseURI).href;
+        await navigator.clipboard.writeText(`${button.dataset.citation} ${url}`);
         button.textContent = "Copied";
         if (status) status.textContent = "Citation copied to the clipboard.";
       } catch (error) {
