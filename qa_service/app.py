@@ -129,12 +129,20 @@ def _handle_validation_error(exc: ValidationError):
     return error_response(422, "The request has invalid fields.", messages)
 
 
-def _handle_index_unavailable(exc: IndexUnavailable):
-    # Once per worker and cause, not once per request.
+# What clients learn when the index cannot be served: paths and causes stay in the log.
+INDEX_UNAVAILABLE = "The index is not available; try again later."
+
+
+def log_index_unavailable(exc: IndexUnavailable) -> None:
+    """Log why the index cannot be served, once per worker and cause, not once per request."""
     if current_app.extensions.get("qa_index_error") != str(exc):
         current_app.extensions["qa_index_error"] = str(exc)
         log.error("%s", exc)
-    return _handle_http_error(ServiceUnavailable("The index is not available; try again later."))
+
+
+def _handle_index_unavailable(exc: IndexUnavailable):
+    log_index_unavailable(exc)
+    return _handle_http_error(ServiceUnavailable(INDEX_UNAVAILABLE))
 
 
 def _handle_unexpected_error(exc: Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from . import observability
-from .app import current_generation
+from .app import INDEX_UNAVAILABLE, current_generation, log_index_unavailable
 from .index import IndexUnavailable
 from .openapi import document, json_content, media_content
 from .schemas import HealthSchema, ReadySchema
@@ -42,7 +42,8 @@ def readyz():
     try:
         generation = current_generation()
     except IndexUnavailable as exc:
-        return _ready.dump({"status": "unavailable", "reason": str(exc)}), 503
+        log_index_unavailable(exc)
+        return _ready.dump({"status": "unavailable", "reason": INDEX_UNAVAILABLE}), 503
     return _ready.dump(
         {"status": "ready", "generation": generation.name, "passages": generation.passage_count}
     )

@@ -7,7 +7,9 @@ Layout of the index folder::
       gen-.../                                  (Whoosh files + manifest.json)
 
 Each generation is self-contained: its manifest holds the article texts the
-offsets refer to, so a running service never cites text from another build.
+offsets refer to, so a running service never cites text from another build,
+and the size and SHA-256 of every other file of the generation, checked when
+the generation is opened (a damaged generation is never served).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import re
 import shutil
 import tempfile
 import threading
+import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +45,7 @@ from whoosh.analysis import (
     StopFilter,
 )
 from whoosh.fields import ID, STORED, TEXT, Schema
+from whoosh.filedb.filestore import FileStorage
 from whoosh.searching import Searcher
 
 from .corpus import Article, read_corpus
@@ -52,13 +57,15 @@ from .semantic import SentenceEncoder, model_id, write_encoder
 log = logging.getLogger(__name__)
 
 # Bump when the schema or analyzer changes so that existing indexes are rebuilt.
-INDEX_FORMAT = 9
+INDEX_FORMAT = 10
 CURRENT_LINK = "current"
 MANIFEST = "manifest.json"
 LINKS = "links.json"
 VECTORS = "vectors.npy"
 SENTENCE_VECTORS = "sentence-vectors.npy"
 GENERATIONS_KEPT = 2  # the current one and the one before, for requests still reading it
+# How often a worker checks that the files of the generation it serves are unchanged.
+FILE_CHECK_SECONDS = 1.0
 
 
 class IndexUnavailable(RuntimeError):
@@ -152,7 +159,14 @@ def build_index(
     with _build_lock(index_dir):
         current = _read_current_manifest(index_dir)
         if current and current["corpus_hash"] == corpus_hash and not force:
-            return BuildReport(current["generation"], False, len(articles), current["passages"])
+            try:
+                _verified_manifest(index_dir / CURRENT_LINK)
+                damage = None
+            except (OSError, ValueError) as exc:
+                damage = str(exc)
+            if damage is None:
+                return BuildReport(current["generation"], False, len(articles), current["passages"])
+            log.warning("rebuilding the damaged current generation: %s", damage)
         building = Path(tempfile.mkdtemp(prefix=".building-", dir=index_dir))
         try:
             manifest = _write_generation(building, articles, corpus_hash)
@@ -212,11 +226,14 @@ def _write_generation(folder: Path, articles: list[Article], corpus_hash: str) -
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     manifest = {
         "generation": f"gen-{stamp}-{corpus_hash[:8]}",
+        "format": INDEX_FORMAT,
         "corpus_hash": corpus_hash,
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "passages": len(passages),
         "sources": sources,
+        "files": _file_digests(folder),
     }
+    manifest["manifest_sha256"] = _manifest_digest(manifest)
     (folder / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
     return manifest
 
@@ -253,8 +270,44 @@ def _write_vectors(folder: Path, passages: list[Passage]) -> None:
 
 
 def _read_vectors(folder: Path, name: str) -> np.ndarray:
-    # Memory-mapped: the workers of one machine share the pages.
-    return np.load(folder / name, mmap_mode="r")
+    # Read into memory, not mapped: a mapped file truncated under a worker kills it
+    # with SIGBUS. The cost is one copy per worker: 1.5 KB per passage and per
+    # sentence (about 0.5 GB for 85,000 passages of documentation).
+    return np.load(folder / name)
+
+
+def _file_digests(folder: Path) -> dict[str, dict]:
+    """Size and SHA-256 of every file of a generation but its manifest."""
+    digests = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.name != MANIFEST:
+            digest = hashlib.sha256()
+            with path.open("rb") as file:
+                while chunk := file.read(1 << 20):
+                    digest.update(chunk)
+            digests[path.name] = {"size": path.stat().st_size, "sha256": digest.hexdigest()}
+    return digests
+
+
+def _damage(folder: Path, manifest: dict) -> str | None:
+    """What differs between a generation's files and its manifest, or None when nothing does."""
+    recorded = manifest.get("files")
+    if recorded is None:
+        return "the manifest lists no files"
+    found = _file_digests(folder)
+    changed = sorted(
+        name for name in recorded.keys() | found.keys() if recorded.get(name) != found.get(name)
+    )
+    return f"files differ from the manifest: {', '.join(changed)}" if changed else None
+
+
+def _file_stats(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and modification time of every file: cheap to compare, no reading."""
+    return tuple(
+        (path.name, stat.st_size, stat.st_mtime_ns)
+        for path in sorted(folder.iterdir())
+        if (stat := path.stat())
+    )
 
 
 def _corpus_hash(articles: list[Article]) -> str:
@@ -329,6 +382,9 @@ class IndexGeneration:
     sentence_vectors: np.ndarray
     # The encoder these vectors came from, for the questions.
     encoder: SentenceEncoder
+    # Where the generation's files are, and their sizes and times when it was opened.
+    folder: Path | None = None
+    file_stats: tuple = ()
 
     @property
     def passage_count(self) -> int:
@@ -339,8 +395,10 @@ class IndexGeneration:
         # Per instance, so a replaced generation takes its caches with it.
         self.tokens = functools.lru_cache(maxsize=TOKEN_CACHE_PASSAGES)(self._tokens)
         self.correction = functools.lru_cache(maxsize=CORRECTION_CACHE_WORDS)(self._correction)
-        # Searchers not in use (list.pop and append are atomic).
+        # Searchers not in use (list.pop and append are atomic); their files are
+        # closed when the generation is let go (requests may still hold it after a swap).
         self._searchers: list[Searcher] = []
+        weakref.finalize(self, _close_searchers, self._searchers)
         self.sentence_rows = np.cumsum([0] + [len(p.sentences) for p in self.passages]).tolist()
         # Titles, headings and bylines: passages of their own, ranked on their own terms.
         self.headings = frozenset(d for d, passage in enumerate(self.passages) if passage.heading)
@@ -355,6 +413,16 @@ class IndexGeneration:
     def max_idf(self) -> float:
         """The idf of a term no passage holds (Whoosh's formula with a frequency of 0)."""
         return math.log(len(self.passages)) + 1
+
+    def damage(self) -> str | None:
+        """What changed in this generation's files since it was opened, or None."""
+        try:
+            stats = _file_stats(self.folder)
+        except OSError as exc:
+            return f"generation {self.name} can no longer be read ({exc})"
+        if stats != self.file_stats:
+            return f"the files of generation {self.name} changed while it was served"
+        return None
 
     def uses_word(self, word: str) -> bool:
         """Whether the articles use a lower-cased word as written (a cheap term lookup)."""
@@ -401,11 +469,17 @@ class IndexGeneration:
             self._searchers.append(searcher)
 
 
+def _close_searchers(searchers: list[Searcher]) -> None:
+    for searcher in searchers:
+        searcher.close()
+
+
 def open_generation(index_dir: Path | str) -> IndexGeneration:
     """Open the current generation of `index_dir`, or raise IndexUnavailable."""
     with _unavailable_unless_readable(index_dir) as folder:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        ix = whoosh_index.open_dir(str(folder))
+        manifest = _verified_manifest(folder)
+        file_stats = _file_stats(folder)
+        ix = _open_whoosh(folder)
         sources = {item["name"]: SourceDocument(**item) for item in manifest["sources"]}
         return IndexGeneration(
             folder.name,
@@ -417,20 +491,48 @@ def open_generation(index_dir: Path | str) -> IndexGeneration:
             _read_vectors(folder, VECTORS),
             _read_vectors(folder, SENTENCE_VECTORS),
             SentenceEncoder(folder),
+            folder,
+            file_stats,
         )
 
 
 def check_index(index_dir: Path | str) -> str:
     """The current generation's name if its files open, else raise IndexUnavailable (cheap)."""
     with _unavailable_unless_readable(index_dir) as folder:
-        json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        whoosh_index.open_dir(str(folder)).doc_count()
+        _verified_manifest(folder)
+        _open_whoosh(folder).doc_count()
         return folder.name
+
+
+def _verified_manifest(folder: Path) -> dict:
+    """A generation's manifest, once every file it lists is as it was written."""
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    if manifest.get("format") != INDEX_FORMAT:
+        raise ValueError(f"built by another version (format {manifest.get('format')})")
+    if manifest.get("manifest_sha256") != _manifest_digest(manifest):
+        raise ValueError("the manifest was changed after the build")
+    if damage := _damage(folder, manifest):
+        raise ValueError(damage)
+    return manifest
+
+
+def _manifest_digest(manifest: dict) -> str:
+    """SHA-256 of the manifest's content (the article texts citations quote, the files)."""
+    content = {key: value for key, value in manifest.items() if key != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def _open_whoosh(folder: Path) -> whoosh_index.Index:
+    # Files read, not mapped: a segment truncated under a worker must raise, not SIGBUS.
+    return FileStorage(str(folder), supports_mmap=False).open_index()
 
 
 @contextlib.contextmanager
 def _unavailable_unless_readable(index_dir: Path | str) -> Iterator[Path]:
-    """Yield the current generation's folder; turn any failure into one clear IndexUnavailable."""
+    """Yield the current generation's folder; turn any failure into one clear IndexUnavailable.
+
+    Its message, for the operator's log, names paths and causes: never show it to clients.
+    """
     index_dir = Path(index_dir)
     hint = f"run `qa-service index --index {index_dir}`"
     link = index_dir / CURRENT_LINK
@@ -477,6 +579,8 @@ class IndexHandle:
         self.index_dir = Path(index_dir)
         self._lock = threading.Lock()
         self._generation: IndexGeneration | None = None
+        self._checked_at = 0.0
+        self._damage: str | None = None
 
     @property
     def loaded(self) -> IndexGeneration | None:
@@ -484,15 +588,29 @@ class IndexHandle:
         return self._generation
 
     def generation(self) -> IndexGeneration:
-        """The current generation, reopened when a build has swapped in a new one."""
+        """The current generation, reopened when a build has swapped in a new one.
+
+        Raises IndexUnavailable when there is none, or when the files of the one
+        this process serves have changed since it opened them (checked at most
+        every FILE_CHECK_SECONDS). A worker could go on answering from what it
+        read into memory, but it refuses instead: workers that opened the
+        generation before the damage and after it must agree on readiness, and
+        the operator must see the fault (503 and one log line) and rebuild.
+        """
         try:
             current_name = os.readlink(self.index_dir / CURRENT_LINK)
         except OSError:
             current_name = None
         loaded = self._generation
         if loaded is not None and loaded.name == current_name:
+            now = time.monotonic()
+            if now - self._checked_at >= FILE_CHECK_SECONDS:
+                self._damage, self._checked_at = loaded.damage(), now
+            if self._damage:
+                raise IndexUnavailable(f"{self._damage}: run `qa-service index --force`")
             return loaded
         with self._lock:
             if self._generation is None or self._generation.name != current_name:
                 self._generation = open_generation(self.index_dir)
+                self._damage, self._checked_at = None, time.monotonic()
             return self._generation
