@@ -156,18 +156,17 @@ def build_index(
     if not articles:
         raise ValueError(f"no readable .txt or .md articles in {seeds_dir}")
     corpus_hash = _corpus_hash(articles)
+    # Checked before taking the lock too: an unchanged index needs no write, so a
+    # read-only index folder (a container's baked index) can be "built" at start.
+    if not force and (unchanged := _unchanged(index_dir, corpus_hash, len(articles))):
+        return unchanged
     with _build_lock(index_dir):
-        current = _read_current_manifest(index_dir)
-        if current and current["corpus_hash"] == corpus_hash and not force:
-            try:
-                _verified_manifest(index_dir / CURRENT_LINK)
-                damage = None
-            except (OSError, ValueError) as exc:
-                damage = str(exc)
-            if damage is None:
-                return BuildReport(current["generation"], False, len(articles), current["passages"])
-            log.warning("rebuilding the damaged current generation: %s", damage)
+        # Another build may have finished while this one waited for the lock.
+        if not force and (unchanged := _unchanged(index_dir, corpus_hash, len(articles))):
+            return unchanged
         building = Path(tempfile.mkdtemp(prefix=".building-", dir=index_dir))
+        # Every worker reads it, whatever user it runs as (mkdtemp makes it private).
+        building.chmod(0o755)
         try:
             manifest = _write_generation(building, articles, corpus_hash)
             generation = index_dir / manifest["generation"]
@@ -178,6 +177,19 @@ def build_index(
         _point_current_at(index_dir, generation.name)
         _remove_old_generations(index_dir)
     return BuildReport(generation.name, True, len(articles), manifest["passages"])
+
+
+def _unchanged(index_dir: Path, corpus_hash: str, articles: int) -> BuildReport | None:
+    """The current generation when it holds these articles and is intact, else None."""
+    current = _read_current_manifest(index_dir)
+    if not current or current.get("corpus_hash") != corpus_hash:
+        return None
+    try:
+        _verified_manifest(index_dir / CURRENT_LINK)
+    except (OSError, ValueError) as exc:
+        log.warning("rebuilding the damaged current generation: %s", exc)
+        return None
+    return BuildReport(current["generation"], False, articles, current["passages"])
 
 
 def _write_generation(folder: Path, articles: list[Article], corpus_hash: str) -> dict:

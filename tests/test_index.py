@@ -26,6 +26,21 @@ def test_build_then_unchanged_is_a_no_op(seeds_copy, tmp_path):
     assert first.articles == 5 and first.passages > 40
 
 
+def test_an_unchanged_build_writes_nothing(seeds_copy, tmp_path):
+    """So a read-only index folder (a container's baked index) passes `qa-service index`."""
+    index_dir = tmp_path / "ix"
+    build_index(seeds_copy, index_dir)
+    (index_dir / ".build.lock").unlink()
+    before = {path.name: path.stat().st_mtime_ns for path in index_dir.iterdir()}
+    assert not build_index(seeds_copy, index_dir).built
+    assert {path.name: path.stat().st_mtime_ns for path in index_dir.iterdir()} == before
+
+
+def test_a_generation_is_readable_by_every_user(seeds_copy, tmp_path):
+    report = build_index(seeds_copy, tmp_path / "ix")
+    assert (tmp_path / "ix" / report.generation).stat().st_mode & 0o777 == 0o755
+
+
 def test_changed_seeds_swap_in_a_new_generation(seeds_copy, tmp_path):
     index_dir = tmp_path / "ix"
     handle = IndexHandle(index_dir)
