@@ -11,7 +11,7 @@ BASELINE ?= 1615003
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install encoder index serve test lint format quality fit bench browser screenshots clean eval-data
+.PHONY: install lock encoder index serve test lint format quality fit bench browser screenshots clean eval-data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,13 @@ $(DEBIAN_FAQ): tests/data/debfaq_build.py
 eval-data: $(DEBIAN_FAQ)
 
 install: $(VENV)/.installed
+
+# The image's exact dependency versions with their hashes (Dockerfile), from pyproject.toml.
+lock: $(BIN)/python
+	$(BIN)/pip install --quiet pip-tools
+	env -u PIP_FIND_LINKS $(BIN)/pip-compile --quiet --generate-hashes --strip-extras \
+		--allow-unsafe --no-emit-find-links --no-emit-index-url \
+		--output-file requirements.lock pyproject.toml
 
 # Re-make qa_service/model/encoder.onnx and tokenizer.json from the published weights.
 encoder: $(VENV)/.installed-test
