@@ -51,4 +51,4 @@ EXPOSE 8000
 # Ready, not merely alive: /readyz is 503 while the index cannot be served.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2)"]
-ENTRYPOINT ["qa-service-start"]
+CMD ["qa-service-start"]

@@ -41,14 +41,14 @@ limit_request_field_size = 8190
 # possible: the image may run with a read-only root and no /tmp (Docker's
 # --read-only), and a heartbeat on disk can stall a worker on a slow volume.
 # TMPDIR, when set, comes first.
-_scratch = next(
-    (
-        folder
-        for folder in (os.environ.get("TMPDIR"), "/dev/shm", tempfile.gettempdir())
-        if folder and os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK)
-    ),
-    None,
-)
+def _scratch_folder() -> str:
+    for folder in (os.environ.get("TMPDIR"), "/dev/shm"):
+        if folder and os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK):
+            return folder
+    return tempfile.gettempdir()  # raises, naming the folders it tried, when none is writable
+
+
+_scratch = _scratch_folder()
 worker_tmp_dir = _scratch
 
 # Metrics from every worker are summed through files in this folder
