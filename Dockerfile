@@ -22,10 +22,9 @@ RUN pip install --no-deps /src && rm -rf /src
 
 # --- runtime ------------------------------------------------------------------
 FROM ${PYTHON_IMAGE}
-ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="qa-service" \
       org.opencontainers.image.description="Citation-backed question answering over a folder of text articles" \
-      org.opencontainers.image.version="${VERSION}"
+      org.opencontainers.image.version="0.1.0"
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
