@@ -37,6 +37,7 @@ limit_request_line = 8190
 limit_request_fields = 50
 limit_request_field_size = 8190
 
+
 # Scratch files (gunicorn's worker heartbeats, the metrics below) in memory where
 # possible: the image may run with a read-only root and no /tmp (Docker's
 # --read-only), and a heartbeat on disk can stall a worker on a slow volume.
