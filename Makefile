@@ -44,11 +44,18 @@ eval-data: $(DEBIAN_FAQ)
 
 install: $(VENV)/.installed
 
-# The image's exact dependency versions with their hashes (Dockerfile), from pyproject.toml.
+# The image's exact dependency versions with their hashes (Dockerfile), from pyproject.toml,
+# the build backend (setuptools) included. pip-compile resolves for the Python it runs on,
+# so this must be the image's: CPython 3.11 on Linux x86_64 (else: make lock PYTHON=python3.11
+# VENV=/tmp/lock-venv on such a machine).
 lock: $(BIN)/python
+	@$(BIN)/python -c 'import platform, sys; \
+		sys.exit(None if (sys.implementation.name, sys.version_info[:2], sys.platform, \
+		platform.machine()) == ("cpython", (3, 11), "linux", "x86_64") else \
+		f"make lock: {sys.executable} is not CPython 3.11 on Linux x86_64, as in the image")'
 	$(BIN)/pip install --quiet pip-tools
 	env -u PIP_FIND_LINKS $(BIN)/pip-compile --quiet --generate-hashes --strip-extras \
-		--allow-unsafe --no-emit-find-links --no-emit-index-url \
+		--allow-unsafe --build-deps-for wheel --no-emit-find-links --no-emit-index-url \
 		--output-file requirements.lock pyproject.toml
 
 # Re-make qa_service/model/encoder.onnx and tokenizer.json from the published weights.
