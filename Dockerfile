@@ -56,10 +56,10 @@ COPY seeds ./seeds
 # by group 0 with the owner's permissions: OpenShift and `--user <uid>:0` run
 # the image as an arbitrary user of group 0, which must read and rebuild it.
 # Nothing else is writable.
-RUN chmod 0755 /usr/local/bin/qa-service-start \
- && qa-service index \
+RUN qa-service index \
  && chown -R 10001:0 /app/index \
- && chmod -R g=u /app/index
+ && chmod -R g=u /app/index \
+ && chmod 0755 /usr/local/bin/qa-service-start
 
 # Numeric, so that Kubernetes' runAsNonRoot can check it.
 USER 10001:0
