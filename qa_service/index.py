@@ -164,9 +164,13 @@ def build_index(
         # Another build may have finished while this one waited for the lock.
         if not force and (unchanged := _unchanged(index_dir, corpus_hash, len(articles))):
             return unchanged
+        # Under the lock, a half-written generation is one a killed build left.
+        for stale in index_dir.glob(".building-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         building = Path(tempfile.mkdtemp(prefix=".building-", dir=index_dir))
-        # Every worker reads it, whatever user it runs as (mkdtemp makes it private).
-        building.chmod(0o755)
+        # mkdtemp makes it private; workers of other users (of the same group, in a
+        # container) must read it and later builds delete it: as the umask allows.
+        building.chmod(0o777 & ~_umask())
         try:
             manifest = _write_generation(building, articles, corpus_hash)
             generation = index_dir / manifest["generation"]
@@ -177,6 +181,13 @@ def build_index(
         _point_current_at(index_dir, generation.name)
         _remove_old_generations(index_dir)
     return BuildReport(generation.name, True, len(articles), manifest["passages"])
+
+
+def _umask() -> int:
+    # Read by setting it: there is no other way (builds run one at a time).
+    previous = os.umask(0o022)
+    os.umask(previous)
+    return previous
 
 
 def _unchanged(index_dir: Path, corpus_hash: str, articles: int) -> BuildReport | None:

@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+# onnxruntime sends usage events to Microsoft and writes a device id under $HOME
+# unless told not to; read when it is imported, so set before any import of it.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 DIMENSIONS = 384
 # What the model was trained with: longer passages are truncated (a passage is

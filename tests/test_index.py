@@ -36,9 +36,20 @@ def test_an_unchanged_build_writes_nothing(seeds_copy, tmp_path):
     assert {path.name: path.stat().st_mtime_ns for path in index_dir.iterdir()} == before
 
 
-def test_a_generation_is_readable_by_every_user(seeds_copy, tmp_path):
-    report = build_index(seeds_copy, tmp_path / "ix")
-    assert (tmp_path / "ix" / report.generation).stat().st_mode & 0o777 == 0o755
+def test_a_generation_has_the_permissions_the_umask_allows(seeds_copy, tmp_path):
+    previous = os.umask(0o002)
+    try:
+        report = build_index(seeds_copy, tmp_path / "ix")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "ix" / report.generation).stat().st_mode & 0o777 == 0o775
+
+
+def test_a_build_clears_what_a_killed_build_left(seeds_copy, tmp_path):
+    index_dir = tmp_path / "ix"
+    (index_dir / ".building-killed").mkdir(parents=True)
+    build_index(seeds_copy, index_dir)
+    assert not list(index_dir.glob(".building-*"))
 
 
 def test_changed_seeds_swap_in_a_new_generation(seeds_copy, tmp_path):
