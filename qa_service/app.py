@@ -45,11 +45,9 @@ def create_app(config: Mapping | None = None) -> Flask:
     # A source name is looked up as given ("/etc/passwd" is simply unknown), never
     # redirected to a tidied path.
     app.url_map.merge_slashes = False
-    if trusted := app.config["TRUSTED_HOSTS"]:
-        # Flask answers any other Host header with 400 (in the error shape below).
-        app.config["TRUSTED_HOSTS"] = [host.strip() for host in trusted.split(",") if host.strip()]
-    else:
-        app.config["TRUSTED_HOSTS"] = None
+    # Flask answers any other Host header with 400 (in the error shape below); None: any.
+    trusted = app.config["TRUSTED_HOSTS"].split(",")
+    app.config["TRUSTED_HOSTS"] = [host.strip() for host in trusted if host.strip()] or None
     if hops := app.config["PROXY_HOPS"]:
         # The client's address, scheme, host and path prefix as the proxy saw them.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)

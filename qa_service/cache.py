@@ -35,9 +35,11 @@ class AnswerCache:
 
         A body larger than the whole byte budget is not kept.
         """
+        if not self.size:
+            return body
         # Keys count too: the question is part of the key and may be long.
         cost = len(json.dumps(body, ensure_ascii=False).encode()) + len(repr(key).encode())
-        if not self.size or cost > self.max_bytes:
+        if cost > self.max_bytes:
             return body
         with self._lock:
             if key in self._entries:

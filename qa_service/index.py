@@ -156,13 +156,18 @@ def build_index(
     if not articles:
         raise ValueError(f"no readable .txt or .md articles in {seeds_dir}")
     corpus_hash = _corpus_hash(articles)
-    # Checked before taking the lock too: an unchanged index needs no write, so a
+    # Checked before taking the lock: an unchanged index needs no write, so a
     # read-only index folder (a container's baked index) can be "built" at start.
+    seen = _current_name(index_dir)
     if not force and (unchanged := _unchanged(index_dir, corpus_hash, len(articles))):
         return unchanged
     with _build_lock(index_dir):
-        # Another build may have finished while this one waited for the lock.
-        if not force and (unchanged := _unchanged(index_dir, corpus_hash, len(articles))):
+        # Again only if another build swapped in a generation while this one waited.
+        if (
+            not force
+            and _current_name(index_dir) != seen
+            and (unchanged := _unchanged(index_dir, corpus_hash, len(articles)))
+        ):
             return unchanged
         # Under the lock, a half-written generation is one a killed build left.
         for stale in index_dir.glob(".building-*"):
@@ -183,6 +188,13 @@ def build_index(
     return BuildReport(generation.name, True, len(articles), manifest["passages"])
 
 
+def _current_name(index_dir: Path) -> str | None:
+    try:
+        return os.readlink(index_dir / CURRENT_LINK)
+    except OSError:
+        return None
+
+
 def _umask() -> int:
     # Read by setting it: there is no other way (builds run one at a time).
     previous = os.umask(0o022)
@@ -196,7 +208,7 @@ def _unchanged(index_dir: Path, corpus_hash: str, articles: int) -> BuildReport 
     if not current or current.get("corpus_hash") != corpus_hash:
         return None
     try:
-        _verified_manifest(index_dir / CURRENT_LINK)
+        _check_manifest(index_dir / CURRENT_LINK, current)
     except (OSError, ValueError) as exc:
         log.warning("rebuilding the damaged current generation: %s", exc)
         return None
@@ -326,11 +338,11 @@ def _damage(folder: Path, manifest: dict) -> str | None:
 
 def _file_stats(folder: Path) -> tuple[tuple[str, int, int], ...]:
     """Name, size and modification time of every file: cheap to compare, no reading."""
-    return tuple(
-        (path.name, stat.st_size, stat.st_mtime_ns)
-        for path in sorted(folder.iterdir())
-        if (stat := path.stat())
-    )
+    stats = []
+    for path in sorted(folder.iterdir()):
+        stat = path.stat()
+        stats.append((path.name, stat.st_size, stat.st_mtime_ns))
+    return tuple(stats)
 
 
 def _corpus_hash(articles: list[Article]) -> str:
@@ -406,8 +418,8 @@ class IndexGeneration:
     # The encoder these vectors came from, for the questions.
     encoder: SentenceEncoder
     # Where the generation's files are, and their sizes and times when it was opened.
-    folder: Path | None = None
-    file_stats: tuple = ()
+    folder: Path
+    file_stats: tuple[tuple[str, int, int], ...]
 
     @property
     def passage_count(self) -> int:
@@ -530,13 +542,18 @@ def check_index(index_dir: Path | str) -> str:
 def _verified_manifest(folder: Path) -> dict:
     """A generation's manifest, once every file it lists is as it was written."""
     manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    _check_manifest(folder, manifest)
+    return manifest
+
+
+def _check_manifest(folder: Path, manifest: dict) -> None:
+    """Raise ValueError unless the manifest and the files it lists are as the build wrote them."""
     if manifest.get("format") != INDEX_FORMAT:
         raise ValueError(f"built by another version (format {manifest.get('format')})")
     if manifest.get("manifest_sha256") != _manifest_digest(manifest):
         raise ValueError("the manifest was changed after the build")
     if damage := _damage(folder, manifest):
         raise ValueError(damage)
-    return manifest
 
 
 def _manifest_digest(manifest: dict) -> str:
@@ -620,10 +637,7 @@ class IndexHandle:
         generation before the damage and after it must agree on readiness, and
         the operator must see the fault (503 and one log line) and rebuild.
         """
-        try:
-            current_name = os.readlink(self.index_dir / CURRENT_LINK)
-        except OSError:
-            current_name = None
+        current_name = _current_name(self.index_dir)
         loaded = self._generation
         if loaded is not None and loaded.name == current_name:
             now = time.monotonic()
