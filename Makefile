@@ -69,12 +69,12 @@ serve: index
 	QA_SEEDS=$(SEEDS) QA_INDEX=$(INDEX) $(BIN)/qa-service serve
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check qa_service tests benchmarks gunicorn.conf.py
-	$(BIN)/ruff format --check qa_service tests benchmarks gunicorn.conf.py
+	$(BIN)/ruff check qa_service tests benchmarks
+	$(BIN)/ruff format --check qa_service tests benchmarks
 
 format: $(VENV)/.installed-test
-	$(BIN)/ruff format qa_service tests benchmarks gunicorn.conf.py
-	$(BIN)/ruff check --fix qa_service tests benchmarks gunicorn.conf.py
+	$(BIN)/ruff format qa_service tests benchmarks
+	$(BIN)/ruff check --fix qa_service tests benchmarks
 
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq

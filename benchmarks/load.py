@@ -1,15 +1,25 @@
-"""Load benchmark: the production gunicorn service under wrk, /api/v1/ask against /healthz.
+"""Load benchmark: the cost of answering new questions, under gunicorn and wrk, per corpus.
 
-For each corpus (the seeds, and the Python 3.11 documentation sources from
-Debian's python3.11-doc package), it builds the index (timing it), starts the
-service with the production gunicorn config on a free loopback port, and runs
-wrk at 1, 16 and 64 connections against /healthz and against POST /api/v1/ask
-cycling through at least 200 distinct questions. It prints requests/s, p50,
-p99, errors and the ratio ask/healthz for each, in the same run.
+For each corpus (the seeds; the Python 3.11 documentation sources from
+Debian's python3.11-doc; the Linux kernel documentation sources from
+linux-doc-6.1, without translations) it builds the index (timed), then runs
+wrk in turn against, all under the same gunicorn settings (2 workers, the
+service's gevent worker class):
 
-    python benchmarks/load.py [--corpus seeds pydocs] [--duration 5]
+1. a bare Flask app's /healthz (benchmarks/bare_app.py): the baseline;
+2. the service's /healthz;
+3. POST /api/v1/ask with the answer cache off: the cost of answering;
+4. the same with the answer cache on.
 
-Needs wrk (apt-get install wrk) and, for the Python docs, apt-get download.
+The asks cycle through QUESTIONS distinct questions, so with the cache on
+only a question's second and later asks in a worker are cheap; that row is
+what a cache adds to mixed traffic, never the engine's speed. Printed per row:
+requests/s, p50, p99, errors, the ratio to the bare Flask app in the same
+run, and the resident memory (RSS) of each worker after the run.
+
+    python benchmarks/load.py [--corpus seeds pydocs linuxdocs] [--duration 10]
+
+Needs wrk (apt-get install wrk) and, for the documentation sets, apt-get download.
 """
 
 from __future__ import annotations
@@ -29,14 +39,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support import gunicorn_server  # noqa: E402
+from support import SERVERS, gunicorn_server  # noqa: E402
 
 from qa_service.corpus import read_corpus  # noqa: E402
 from qa_service.evaluation import load_questions  # noqa: E402
 from qa_service.index import build_index  # noqa: E402
 
-CONNECTIONS = (1, 16, 64)
-QUESTIONS = 240
+CONNECTIONS = 16
+QUESTIONS = 1000
+WORKERS = "2"  # one per core here; the same for every server of a run
+# The bare app under the service's gunicorn settings, without its config's hooks.
+BARE_FLASK = (
+    "--workers", WORKERS,
+    "--worker-class", "qa_service.gunicorn_worker.Worker",
+    "--worker-connections", "1000",
+    "--keep-alive", "5",
+    "--chdir", str(ROOT / "benchmarks"),
+    "bare_app:app",
+)  # fmt: skip
+# Debian packages of documentation: package, folder of sources inside it, parts left out.
+DOCUMENTATION = {
+    "pydocs": ("python3.11-doc", "usr/share/doc/python3.11/html/_sources", ()),
+    "linuxdocs": ("linux-doc-6.1", "usr/share/doc/linux-doc-6.1/html/_sources", ("translations",)),
+}
 WRK_SCRIPT = """
 local bodies = %(bodies)s
 local next_body = 0
@@ -58,23 +83,31 @@ end
 """
 
 
-def python_docs(work: Path) -> Path:
-    """The .rst.txt sources of the Python 3.11 documentation, from Debian's package."""
-    download = work / "deb"
+def documentation_sources(name: str, work: Path) -> Path:
+    """The .rst.txt sources of a Debian documentation package, as a corpus folder."""
+    package, inside, left_out = DOCUMENTATION[name]
+    download = work / f"deb-{name}"
     download.mkdir()
-    subprocess.run(
-        ["apt-get", "download", "python3.11-doc"], cwd=download, check=True, capture_output=True
-    )
-    (package,) = download.glob("python3.11-doc_*.deb")
-    extracted = work / "extracted"
-    subprocess.run(["dpkg-deb", "-x", str(package), str(extracted)], check=True)
-    sources = extracted / "usr/share/doc/python3.11/html/_sources"
-    corpus = work / "pydocs"
+    subprocess.run(["apt-get", "download", package], cwd=download, check=True, capture_output=True)
+    (deb,) = download.glob(f"{package}_*.deb")
+    extracted = work / f"extracted-{name}"
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(extracted)], check=True)
+    sources = extracted / inside
+    corpus = work / name
     for path in sources.rglob("*.rst.txt"):
-        target = corpus / path.relative_to(sources)
+        relative = path.relative_to(sources)
+        if relative.parts[0] in left_out:
+            continue
+        target = corpus / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
+    shutil.rmtree(extracted)
     return corpus
+
+
+def python_docs(work: Path) -> Path:
+    """The .rst.txt sources of the Python 3.11 documentation, from Debian's package."""
+    return documentation_sources("pydocs", work)
 
 
 def questions_for(corpus: Path, count: int = QUESTIONS) -> list[str]:
@@ -99,7 +132,7 @@ def run_wrk(url: str, path: str, bodies: list[str], connections: int, duration: 
     threads = min(connections, 2)
     command = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s"]
     result = subprocess.run(
-        [*command, "-s", str(script), url], capture_output=True, text=True, check=True
+        [*command, "-s", str(script), url + path], capture_output=True, text=True, check=True
     )
     line = next(line for line in result.stdout.splitlines() if line.startswith("RESULT "))
     figures = json.loads(line.removeprefix("RESULT "))
@@ -111,68 +144,85 @@ def run_wrk(url: str, path: str, bodies: list[str], connections: int, duration: 
     }
 
 
+def worker_rss_mb(url: str) -> list[float]:
+    """The resident memory of each worker of the server at `url`, in MB."""
+    master = SERVERS[url].pid
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    sizes = []
+    for pid in children:
+        status = Path(f"/proc/{pid}/status").read_text()
+        kilobytes = int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE).group(1))
+        sizes.append(kilobytes / 1024)
+    return sorted(sizes)
+
+
 def bench_corpus(name: str, corpus: Path, duration: int, work: Path) -> list[str]:
     """Index build and the load table for one corpus."""
     index_dir = work / f"index-{name}"
     started = time.perf_counter()
     report = build_index(corpus, index_dir)
     seconds = time.perf_counter() - started
-    bodies = [json.dumps({"question": q}) for q in questions_for(corpus)]
+    questions = questions_for(corpus, QUESTIONS + 20)
+    bodies = [json.dumps({"question": q}) for q in questions[:QUESTIONS]]
+    warm_up = [json.dumps({"question": q}) for q in questions[QUESTIONS:]]
+    rows = {}
+
+    def measure(label: str, url: str, path: str) -> None:
+        figures = run_wrk(url, path, bodies, CONNECTIONS, duration, work)
+        rows[label] = {**figures, "rss": worker_rss_mb(url)}
+
+    with gunicorn_server(
+        index_dir, work / "bare.log", ready="/healthz", arguments=BARE_FLASK
+    ) as url:
+        measure("bare Flask /healthz", url, "/healthz")
+    for label, cache_size in (("cache off", "0"), ("cache on", None)):
+        settings = {"QA_WORKERS": WORKERS, "QA_ACCESS_LOG": ""}
+        if cache_size:
+            settings["QA_ANSWER_CACHE_SIZE"] = cache_size
+        with gunicorn_server(index_dir, work / f"{name}-{label}.log", **settings) as url:
+            # Every worker past its first requests, on questions not measured.
+            run_wrk(url, "/api/v1/ask", warm_up, 4, 2, work)
+            if cache_size:
+                measure("service /healthz", url, "/healthz")
+            measure(f"/api/v1/ask, {label}", url, "/api/v1/ask")
+    bare = rows["bare Flask /healthz"]["rps"]
     lines = [
         "",
         f"### {name}: {report.articles} articles, {report.passages} passages",
-        f"index build {seconds:.1f} s, {report.passages / seconds:.0f} passages/s;"
-        f" {len(bodies)} distinct questions",
+        f"index build {seconds:.1f} s ({report.passages / seconds:.0f} passages/s);"
+        f" {CONNECTIONS} connections, {duration} s per run,"
+        f" {len(bodies)} distinct questions cycled",
         "",
-        "| connections | endpoint | requests/s | p50 ms | p99 ms | errors | ask/healthz |",
+        "| endpoint | requests/s | p50 ms | p99 ms | errors | ratio to bare Flask"
+        " | RSS per worker MB |",
         "|---|---|---|---|---|---|---|",
     ]
-    with gunicorn_server(index_dir, work / f"gunicorn-{name}.log", QA_ACCESS_LOG="") as url:
-        run_wrk(url + "/api/v1/ask", "/api/v1/ask", bodies, 4, 2, work)  # warm every worker
-        health_at_16 = None
-        for connections in CONNECTIONS:
-            health = run_wrk(url + "/healthz", "/healthz", bodies, connections, duration, work)
-            ask = run_wrk(url + "/api/v1/ask", "/api/v1/ask", bodies, connections, duration, work)
-            lines.append(_row(connections, "/healthz", health))
-            lines.append(_row(connections, "/api/v1/ask", ask, health))
-            if connections == 16:
-                health_at_16 = health
-    # The same at 16 connections with the answer cache off: the cost of answering.
-    log_path = work / f"gunicorn-{name}-nocache.log"
-    with gunicorn_server(index_dir, log_path, QA_ACCESS_LOG="", QA_ANSWER_CACHE_SIZE="0") as url:
-        ask = run_wrk(url + "/api/v1/ask", "/api/v1/ask", bodies, 16, duration, work)
-        lines.append(_row(16, "/api/v1/ask, no answer cache", ask, health_at_16))
+    for label, figures in rows.items():
+        rss = " / ".join(f"{size:.0f}" for size in figures["rss"])
+        lines.append(
+            f"| {label} | {figures['rps']:.0f} | {figures['p50']:.2f} | {figures['p99']:.2f}"
+            f" | {figures['errors']} | {figures['rps'] / bare:.2f} | {rss} |"
+        )
     return lines
-
-
-def _row(connections: int, endpoint: str, figures: dict, health: dict | None = None) -> str:
-    ratio = f" {figures['rps'] / health['rps']:.2f} |" if health else " |"
-    return (
-        f"| {connections} | {endpoint} | {figures['rps']:.0f} | {figures['p50']:.2f}"
-        f" | {figures['p99']:.2f} | {figures['errors']} |{ratio}"
-    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--corpus", nargs="+", choices=("seeds", "pydocs"), default=["seeds", "pydocs"]
-    )
-    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    corpora = ("seeds", *DOCUMENTATION)
+    parser.add_argument("--corpus", nargs="+", choices=corpora, default=list(corpora))
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
         return 2
-    lines = [f"# load benchmark, {os.cpu_count()} CPUs, {args.duration} s per run"]
+    print(f"# load benchmark, {os.cpu_count()} CPUs, {WORKERS} workers", flush=True)
     with tempfile.TemporaryDirectory(prefix="qa-load-") as folder:
         work = Path(folder)
         for name in args.corpus:
-            corpus = ROOT / "seeds" if name == "seeds" else python_docs(work)
-            lines += bench_corpus(name, corpus, args.duration, work)
-            print("\n".join(lines), flush=True)
-            lines = []
+            corpus = ROOT / "seeds" if name == "seeds" else documentation_sources(name, work)
+            print("\n".join(bench_corpus(name, corpus, args.duration, work)), flush=True)
     return 0
 
 

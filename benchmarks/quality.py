@@ -149,7 +149,10 @@ def bm25s_scorer(generation: IndexGeneration) -> Scorer:
 
 def dense_scorer(generation: IndexGeneration) -> Scorer:
     """The cosine of the question's embedding with each passage's, and nothing else."""
-    return lambda question: generation.vectors @ generation.encoder.encode([question])[0]
+    everything = np.arange(generation.passage_count)
+    return lambda question: generation.nearest.similarity(
+        everything, generation.encoder.encode([question])[0]
+    )
 
 
 def stock_ranker(generation: IndexGeneration, scores: Scorer) -> Ranker:

@@ -50,18 +50,19 @@ from whoosh.searching import Searcher
 
 from .corpus import Article, read_corpus
 from .corroboration import Link, link_passages
+from .nearest import VectorIndex, build_vector_index
 from .passages import SPLITTER_VERSION, Passage, Token, repeated_lines, split_passages
+from .postings import Postings, build_postings
 from .results import SourceDocument
 from .semantic import SentenceEncoder, model_id, write_encoder
 
 log = logging.getLogger(__name__)
 
 # Bump when the schema or analyzer changes so that existing indexes are rebuilt.
-INDEX_FORMAT = 10
+INDEX_FORMAT = 11
 CURRENT_LINK = "current"
 MANIFEST = "manifest.json"
 LINKS = "links.json"
-VECTORS = "vectors.npy"
 SENTENCE_VECTORS = "sentence-vectors.npy"
 GENERATIONS_KEPT = 2  # the current one and the one before, for requests still reading it
 # How often a worker checks that the files of the generation it serves are unchanged.
@@ -256,7 +257,10 @@ def _write_generation(folder: Path, articles: list[Article], corpus_hash: str) -
                     "text": article.text,
                 }
             )
-    _write_links(folder, passages, _read_idf(ix))
+    tokens = [passage_tokens(passage) for passage in passages]
+    postings = build_postings(tokens)
+    postings.save(folder)
+    _write_links(folder, passages, tokens, postings.idf_by_term)
     _write_vectors(folder, passages)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
     manifest = {
@@ -273,12 +277,12 @@ def _write_generation(folder: Path, articles: list[Article], corpus_hash: str) -
     return manifest
 
 
-def _write_links(folder: Path, passages: list[Passage], idf: dict[str, float]) -> None:
+def _write_links(
+    folder: Path, passages: list[Passage], tokens: list[tuple[Token, ...]], idf: dict[str, float]
+) -> None:
     """Record, for every passage, the passages of other sources that state the same facts."""
     fallback = math.log(len(passages)) + 1
-    links = link_passages(
-        passages, [passage_tokens(p) for p in passages], lambda term: idf.get(term, fallback)
-    )
+    links = link_passages(passages, tokens, lambda term: idf.get(term, fallback))
     rows = [
         [(link.other, round(link.similarity, 4), link.near_copy, link.conflicts)
          for link in passage_links]
@@ -298,10 +302,14 @@ def _read_links(folder: Path) -> list[list[Link]]:
 
 def _write_vectors(folder: Path, passages: list[Passage]) -> None:
     """Write the encoder, then the embedding of every passage and of every sentence of each."""
-    encode = write_encoder(folder).encode
-    np.save(folder / VECTORS, encode([p.text for p in passages]))
     sentences = [p.text[s - p.start : e - p.start] for p in passages for s, e in p.sentences]
-    np.save(folder / SENTENCE_VECTORS, encode(sentences))
+    # Most passages are one sentence, and documentation repeats itself: each
+    # distinct text is encoded once (the encoder is most of a build's time).
+    texts = list(dict.fromkeys([*(p.text for p in passages), *sentences]))
+    row = {text: i for i, text in enumerate(texts)}
+    vectors = write_encoder(folder).encode(texts, threads=os.cpu_count() or 1)
+    build_vector_index(vectors[[row[p.text] for p in passages]]).save(folder)
+    np.save(folder / SENTENCE_VECTORS, vectors[[row[text] for text in sentences]])
 
 
 def _read_vectors(folder: Path, name: str) -> np.ndarray:
@@ -392,9 +400,6 @@ def _read_current_manifest(index_dir: Path) -> dict | None:
         return None
 
 
-# Analysed passages kept per generation; enough for every passage of a
-# mid-sized corpus, bounded for a large one.
-TOKEN_CACHE_PASSAGES = 20_000
 CORRECTION_CACHE_WORDS = 20_000
 
 
@@ -407,12 +412,12 @@ class IndexGeneration:
     sources: dict[str, SourceDocument]
     # Every passage, by Whoosh document number.
     passages: list[Passage]
-    # Inverse document frequency of every indexed term of the text field.
-    idf: dict[str, float]
+    # Every passage's analysed terms and every term's best passages.
+    postings: Postings
     # By document number: passages of other sources stating the same facts.
     links: list[list[Link]]
-    # By document number: unit-length embeddings (semantic.DIMENSIONS wide).
-    vectors: np.ndarray
+    # Every passage's unit-length embedding (semantic.DIMENSIONS wide), for the nearest.
+    nearest: VectorIndex
     # Every passage's sentences in turn; passage d's are rows sentence_rows[d] onwards.
     sentence_vectors: np.ndarray
     # The encoder these vectors came from, for the questions.
@@ -427,8 +432,9 @@ class IndexGeneration:
         return len(self.passages)
 
     def __post_init__(self):
-        # Per instance, so a replaced generation takes its caches with it.
-        self.tokens = functools.lru_cache(maxsize=TOKEN_CACHE_PASSAGES)(self._tokens)
+        # Inverse document frequency of every term the passages hold.
+        self.idf = self.postings.idf_by_term
+        # Per instance, so a replaced generation takes its cache with it.
         self.correction = functools.lru_cache(maxsize=CORRECTION_CACHE_WORDS)(self._correction)
         # Searchers not in use (list.pop and append are atomic); their files are
         # closed when the generation is let go (requests may still hold it after a swap).
@@ -440,9 +446,9 @@ class IndexGeneration:
         # By document number, for filtering the nearest passages by source without a loop.
         self.passage_sources = np.array([passage.source for passage in self.passages])
 
-    def _tokens(self, docnum: int) -> tuple[Token, ...]:
-        """The analysed terms of a passage (cached as `tokens`)."""
-        return passage_tokens(self.passages[docnum])
+    def tokens(self, docnum: int) -> tuple[Token, ...]:
+        """The analysed terms of a passage, as the build found them."""
+        return self.postings.tokens(docnum)
 
     @property
     def max_idf(self) -> float:
@@ -521,9 +527,9 @@ def open_generation(index_dir: Path | str) -> IndexGeneration:
             ix,
             sources,
             _read_passages(ix),
-            _read_idf(ix),
+            Postings.load(folder),
             _read_links(folder),
-            _read_vectors(folder, VECTORS),
+            VectorIndex.load(folder),
             _read_vectors(folder, SENTENCE_VECTORS),
             SentenceEncoder(folder),
             folder,
@@ -599,13 +605,6 @@ def _read_passages(ix: whoosh_index.Index) -> list[Passage]:
             )
             for _, fields in reader.iter_docs()
         ]
-
-
-def _read_idf(ix: whoosh_index.Index) -> dict[str, float]:
-    """The idf of every term of the text field, by Whoosh's own formula (as BM25F uses it)."""
-    with ix.searcher() as searcher:
-        terms = [term.decode() for term in searcher.reader().lexicon("text")]
-        return {term: searcher.idf("text", term) for term in terms}
 
 
 class IndexHandle:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
 from typing import NamedTuple
 
@@ -158,14 +158,16 @@ def _starts_sentence(text: str, position: int) -> bool:
 
 def entity_rarity(
     entities: Iterable[tuple[int, int]],
-    tokens: Sequence[Token],
-    idf: Callable[[str], float],
+    words: Sequence[tuple[int, int, float]],
     top_idf: float,
 ) -> list[float]:
-    """How specific each answer entity is: the idf of its rarest word over `top_idf`."""
+    """How specific each answer entity is: the idf of its rarest word over `top_idf`.
+
+    `words` are the passage's analysed words as (start, end, idf of their term).
+    """
     rarities = []
     for start, end in entities:
-        inside = [idf(token.term) for token in tokens if start <= token.start and token.end <= end]
+        inside = [idf for s, e, idf in words if start <= s and e <= end]
         # An entity of stop words or symbols alone counts as middling.
         rarities.append(max(inside, default=top_idf / 2) / top_idf)
     return rarities
@@ -236,26 +238,26 @@ def answerable(answer_type: AnswerType, found: Sequence[Features], scores: Seque
 
 # Fitted by benchmarks/fit.py on dev2 and the Debian FAQ (see its output for the folds).
 RELEVANCE_WEIGHTS = Features(
-    bm25=2.0542,
-    coverage=1.0406,
-    answer_type=1.1195,
-    similarity=4.6944,
-    neighbour_similarity=3.0172,
-    missing_rarest=-0.1191,
-    heading=0.2942,
-    log_length=0.0826,
+    bm25=2.0872,
+    coverage=1.0600,
+    answer_type=1.1145,
+    similarity=4.6600,
+    neighbour_similarity=2.9694,
+    missing_rarest=-0.1113,
+    heading=0.2996,
+    log_length=0.0743,
 )
 ANSWERABILITY_COEFFICIENTS = AnswerabilitySignals(
-    typed=-0.7169,
-    best_similarity=2.0184,
-    best_coverage=1.4628,
-    top_similarity=2.4164,
-    top_coverage=1.0505,
-    top_answer_type=0.1399,
-    top_missing_rarest=-0.8443,
+    typed=-0.7187,
+    best_similarity=2.0196,
+    best_coverage=1.4595,
+    top_similarity=2.4082,
+    top_coverage=1.0671,
+    top_answer_type=0.1452,
+    top_missing_rarest=-0.8473,
 )
-ANSWERABILITY_INTERCEPT = -1.9226
-ANSWERABILITY_THRESHOLD = 0.268
+ANSWERABILITY_INTERCEPT = -1.9239
+ANSWERABILITY_THRESHOLD = 0.264
 
 
 def clause_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:

@@ -14,7 +14,7 @@ from whoosh.query import Or, Term
 
 from . import corroboration, ranking
 from .index import IndexGeneration, make_analyzer
-from .passages import Passage, Token
+from .passages import Passage
 from .results import AnswerPassage, Answers, AnswerSpan, Citation, Conflict, Span
 from .spelling import respell
 
@@ -71,7 +71,6 @@ class Candidate:
 
     docnum: int
     passage: Passage
-    tokens: tuple[Token, ...]
     # Things of the kind asked for: (start, end, rarity in the corpus).
     entities: list[tuple[int, int, float]]
     # The cosine of the question with each of the passage's sentences.
@@ -90,24 +89,26 @@ def candidates(
     """
     if not question.terms:
         return []
-    allowed = Or([Term("source", name) for name in sources]) if sources else None
-    with generation.searcher() as searcher:
-        query = Or([Term("text", term) for term in question.terms])
-        hits = searcher.search(query, limit=CANDIDATES, filter=allowed)
-        bm25 = {hit.docnum: hit.score for hit in hits}
-    similarity = generation.vectors @ question.vector
     if sources:
-        similarity[~np.isin(generation.passage_sources, list(sources))] = -1.0
-    nearest = np.argsort(-similarity)[:CANDIDATES]
-    docnums = list(bm25) + [int(i) for i in nearest if i not in bm25 and similarity[i] > -1.0]
+        bm25 = _bm25_within(generation, question.terms, sources)
+        allowed = np.isin(generation.passage_sources, list(sources))
+    else:
+        bm25 = generation.postings.best_passages(question.terms, CANDIDATES)
+        allowed = None
+    nearest = generation.nearest.nearest(question.vector, CANDIDATES, allowed)
+    docnums = list(bm25) + [docnum for docnum in nearest if docnum not in bm25]
+    similarity = _similarities(generation, docnums, question.vector)
     best_bm25 = max(bm25.values(), default=0.0) or 1.0
+    term_ids = generation.postings.term_ids
+    asked = {term_ids[term]: term for term in question.terms if term in term_ids}
     found = [
         _candidate(
             generation,
             docnum,
             question,
+            asked,
             bm25.get(docnum, 0.0) / best_bm25,
-            float(similarity[docnum]),
+            similarity[docnum],
             _neighbour_similarity(generation, similarity, docnum),
         )
         for docnum in docnums
@@ -117,29 +118,57 @@ def candidates(
     return [c for c in found if c.docnum not in generation.headings or c.entities]
 
 
-def _neighbour_similarity(generation, similarity, docnum: int) -> float:
+def _bm25_within(generation, terms: list[str], sources: Sequence[str]) -> dict[int, float]:
+    """The best passages of some sources by BM25 over full posting lists (Whoosh's search).
+
+    The champion lists keep a term's best passages over the whole corpus, which
+    may all lie outside the sources asked for.
+    """
+    allowed = Or([Term("source", name) for name in sources])
+    with generation.searcher() as searcher:
+        query = Or([Term("text", term) for term in terms])
+        hits = searcher.search(query, limit=CANDIDATES, filter=allowed)
+        return {hit.docnum: hit.score for hit in hits}
+
+
+def _similarities(generation, docnums: list[int], vector: np.ndarray) -> dict[int, float]:
+    """The cosine of the question with each candidate and the passages beside it."""
+    wanted = {other for docnum in docnums for other in (docnum - 1, docnum, docnum + 1)}
+    wanted = np.array(sorted(d for d in wanted if 0 <= d < len(generation.passages)))
+    if not len(wanted):
+        return {}
+    similarity = generation.nearest.similarity(wanted, vector)
+    return dict(zip(wanted.tolist(), similarity.tolist(), strict=True))
+
+
+def _neighbour_similarity(generation, similarity: dict[int, float], docnum: int) -> float:
     """The cosine of the passage before or after in the same source, whichever is nearer."""
     source = generation.passages[docnum].source
     around = [
-        float(similarity[other])
+        similarity[other]
         for other in (docnum - 1, docnum + 1)
         if 0 <= other < len(generation.passages) and generation.passages[other].source == source
     ]
     return max(around, default=0.0)
 
 
-def _candidate(generation, docnum, question, bm25, similarity, neighbour) -> Candidate:
-    """The features of one candidate passage."""
+def _candidate(generation, docnum, question, asked, bm25, similarity, neighbour) -> Candidate:
+    """The features of one candidate passage (`asked`: the question's terms by term id)."""
     passage = generation.passages[docnum]
-    tokens = generation.tokens(docnum)
-    question_spans = [(t.start, t.end) for t in tokens if t.term in question.weights]
-    matched = {t.term for t in tokens if t.term in question.weights}
+    terms, starts, ends = generation.postings.token_columns(docnum)
+    hits = [i for i, term in enumerate(terms) if term in asked]
+    question_spans = [(starts[i], ends[i]) for i in hits]
+    matched = {asked[terms[i]] for i in hits}
     covered = ranking.coverage(matched, question.weights)
     missing = [weight for term, weight in question.weights.items() if term not in matched]
     entities = ranking.answer_entities(
         passage.text, passage.start, question.answer_type, question_spans
     )
-    rarities = ranking.entity_rarity(entities, tokens, generation.term_idf, generation.max_idf)
+    rarities = []
+    if entities:
+        idf = generation.postings.idf[terms].tolist()
+        words = list(zip(starts, ends, idf, strict=True))
+        rarities = ranking.entity_rarity(entities, words, generation.max_idf)
     rows = generation.sentence_vectors[
         generation.sentence_rows[docnum] : generation.sentence_rows[docnum + 1]
     ]
@@ -157,7 +186,7 @@ def _candidate(generation, docnum, question, bm25, similarity, neighbour) -> Can
     entities = [
         (start, end, rarity) for (start, end), rarity in zip(entities, rarities, strict=True)
     ]
-    return Candidate(docnum, passage, tokens, entities, sentence_similarity, features)
+    return Candidate(docnum, passage, entities, sentence_similarity, features)
 
 
 def ask(
@@ -206,11 +235,12 @@ def _answer_passage(generation, candidate: Candidate, rank, weights) -> AnswerPa
     passage = candidate.passage
     source = generation.sources[passage.source]
     links = generation.links[candidate.docnum]
-    matched = [t for t in candidate.tokens if t.term in weights]
+    tokens = generation.tokens(candidate.docnum)
+    matched = [t for t in tokens if t.term in weights]
     start, end = ranking.best_span(
         source.text,
         passage.sentences,
-        candidate.tokens,
+        tokens,
         weights,
         candidate.entities,
         candidate.sentence_similarity,

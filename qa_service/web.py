@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import groupby, pairwise
 
-from flask import Blueprint, abort, current_app, render_template, request, url_for
+from flask import Blueprint, abort, current_app, g, render_template, request, url_for
 from marshmallow import ValidationError
 
 from . import search
@@ -47,9 +47,12 @@ def source_url(citation: Citation, external: bool = False) -> str:
     made from the configured public URL, never from the request's Host header,
     which any client can set; without one it stays relative.
     """
-    path = url_for(
-        "web.source", name=citation.source, start=citation.start, end=citation.end, _anchor="cited"
-    )
+    # One URL build per source and request: an answer cites the same few sources
+    # many times over (corroborations), and building a URL is the dearer part.
+    paths = g.setdefault("source_paths", {})
+    if citation.source not in paths:
+        paths[citation.source] = url_for("web.source", name=citation.source)
+    path = f"{paths[citation.source]}?start={citation.start}&end={citation.end}#cited"
     public_url = current_app.config["PUBLIC_URL"] if external else ""
     return public_url.rstrip("/") + path
 

@@ -55,20 +55,30 @@ SERVERS: dict[str, subprocess.Popen] = {}
 LOGS: dict[str, Path] = {}
 
 
+# The service as `qa-service serve` starts it.
+PRODUCTION = ("-c", "python:qa_service.gunicorn_conf")
+
+
 @contextlib.contextmanager
 def gunicorn_server(
-    index_dir: Path, log_path: Path, *, ready: str = "/readyz", **environment: str
+    index_dir: Path,
+    log_path: Path,
+    *,
+    ready: str = "/readyz",
+    arguments: tuple[str, ...] = PRODUCTION,
+    **environment: str,
 ) -> Iterator[str]:
     """Serve `index_dir` with the production gunicorn config; yield the base URL.
 
     Returns once `ready` answers 200 (use "/healthz" for a server without an index).
+    `arguments` replace the config (the benchmarks serve a bare Flask app alike).
     """
     port = free_port()
     env = dict(os.environ, QA_BIND=f"127.0.0.1:{port}", QA_INDEX=str(index_dir), QA_WORKERS="2")
     env.update(environment)
     with open(log_path, "wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:qa_service.gunicorn_conf"],
+            [sys.executable, "-m", "gunicorn", *arguments, "--bind", f"127.0.0.1:{port}"],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,

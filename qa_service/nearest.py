@@ -1,0 +1,141 @@
+"""The passages nearest a question by meaning, at a cost that does not grow with the corpus.
+
+Up to EXACT_LIMIT passages, the question's vector meets every passage's (one
+matrix product, about a millisecond). Beyond that, the build clusters the
+vectors (spherical k-means over about sqrt(N) centres) and stores them grouped
+by cluster; a question meets the centres, then the passages of the nearest
+clusters until PROBED passages are covered: an inverted-file index, as FAISS's
+IndexIVFFlat. It is a few lines of numpy here because every worker must hold
+the vectors once: the ranking reads any passage's vector, and a FAISS index
+keeps its own copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# Exact below this many passages (and for any question limited to some sources).
+EXACT_LIMIT = 20_000
+# Passages a question meets beyond the exact limit, whatever the corpus size. On
+# the Python documentation (58,249 passages, 241 clusters) and questions made
+# from it, this finds the exact nearest passage 94.5 % of the time and 92 % of
+# the exact ten nearest, in 0.6 ms (6,000: 92.5 % and 88.5 %; 3,000: 90 % and 83 %).
+PROBED = 10_000
+KMEANS_ROUNDS = 8
+# k-means learns its centres from a sample; every vector is then assigned.
+KMEANS_SAMPLE = 30_000
+ARRAYS = "nearest.npz"
+
+
+@dataclass(frozen=True)
+class VectorIndex:
+    """Unit-length passage vectors grouped by cluster, with the clusters' centres."""
+
+    # Row r holds the vector of passage order[r]; cluster c is rows cluster_rows[c] onwards.
+    vectors: np.ndarray
+    order: np.ndarray
+    cluster_rows: np.ndarray
+    centres: np.ndarray
+
+    def __post_init__(self):
+        position = np.empty(len(self.order), dtype=np.int64)
+        position[self.order] = np.arange(len(self.order))
+        object.__setattr__(self, "position", position)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def similarity(self, docnums: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """The cosine of the query with each of the passages `docnums`."""
+        return self.vectors[self.position[docnums]] @ query
+
+    def nearest(
+        self,
+        query: np.ndarray,
+        limit: int,
+        allowed: np.ndarray | None = None,
+        *,
+        probed: int = PROBED,
+    ) -> list[int]:
+        """The document numbers of up to `limit` passages nearest `query`, nearest first.
+
+        `allowed`, a boolean mask by document number, limits the search (exactly).
+        """
+        if allowed is not None:
+            docnums = np.flatnonzero(allowed)
+            similarity = self.similarity(docnums, query)
+        elif len(self.centres) <= 1:
+            docnums, similarity = self.order, self.vectors @ query
+        else:
+            clusters = np.argsort(-(self.centres @ query))
+            sizes = np.diff(self.cluster_rows)[clusters]
+            nearest_clusters = clusters[: int(np.searchsorted(np.cumsum(sizes), probed)) + 1]
+            # A cluster's rows are contiguous: compare them in place, copying nothing.
+            spans = [self.cluster_rows[c : c + 2] for c in nearest_clusters]
+            docnums = np.concatenate([self.order[a:b] for a, b in spans])
+            similarity = np.concatenate([self.vectors[a:b] @ query for a, b in spans])
+        if len(similarity) > limit:
+            top = np.argpartition(-similarity, limit)[:limit]
+        else:
+            top = np.arange(len(similarity))
+        best = top[np.lexsort((docnums[top], -similarity[top]))]
+        return docnums[best].tolist()
+
+    def save(self, folder: Path) -> None:
+        """Write the index into a generation's folder."""
+        with open(folder / ARRAYS, "wb") as file:
+            np.savez(
+                file,
+                vectors=self.vectors,
+                order=self.order,
+                cluster_rows=self.cluster_rows,
+                centres=self.centres,
+            )
+
+    @classmethod
+    def load(cls, folder: Path) -> VectorIndex:
+        """Read what `save` wrote, into memory (never mapped: see index._read_vectors)."""
+        with np.load(folder / ARRAYS) as arrays:
+            return cls(**{name: arrays[name] for name in arrays.files})
+
+
+def build_vector_index(vectors: np.ndarray, *, exact_limit: int = EXACT_LIMIT) -> VectorIndex:
+    """Group unit-length `vectors` (by document number) for `VectorIndex.nearest`."""
+    count = len(vectors)
+    if count <= exact_limit:
+        return VectorIndex(
+            vectors, np.arange(count), np.array([0, count]), np.zeros((1, vectors.shape[1]))
+        )
+    centres = _spherical_kmeans(vectors, round(count**0.5))
+    cluster = _assign(vectors, centres)
+    order = np.argsort(cluster, kind="stable")
+    cluster_rows = np.concatenate([[0], np.cumsum(np.bincount(cluster, minlength=len(centres)))])
+    return VectorIndex(vectors[order], order, cluster_rows, centres)
+
+
+def _spherical_kmeans(vectors: np.ndarray, clusters: int) -> np.ndarray:
+    """Unit-length centres of `clusters` groups of similar vectors (a fixed seed: builds repeat)."""
+    rng = np.random.default_rng(0)
+    sample = vectors[rng.choice(len(vectors), min(len(vectors), KMEANS_SAMPLE), replace=False)]
+    centres = sample[rng.choice(len(sample), clusters, replace=False)].copy()
+    for _ in range(KMEANS_ROUNDS):
+        cluster = _assign(sample, centres)
+        sums = np.zeros_like(centres)
+        np.add.at(sums, cluster, sample)
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        # A centre no vector chose stays where it was.
+        centres = np.where(norms > 0, sums / np.maximum(norms, 1e-12), centres)
+    return centres.astype(vectors.dtype)
+
+
+def _assign(vectors: np.ndarray, centres: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """The nearest centre of every vector (in chunks, to bound the memory of the product)."""
+    return np.concatenate(
+        [
+            np.argmax(vectors[i : i + chunk] @ centres.T, axis=1)
+            for i in range(0, len(vectors), chunk)
+        ]
+    )
