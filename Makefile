@@ -102,7 +102,8 @@ quality: $(VENV)/.installed-test eval-data
 fit: $(VENV)/.installed-test eval-data
 	$(BIN)/python benchmarks/fit.py
 
-# Throughput and latency under wrk, on the seeds and on the Python 3.11 docs.
+# Throughput, latency and memory under wrk against a bare Flask app, answer cache off and on,
+# on the seeds, the Python 3.11 docs and the Linux kernel docs (about 25 minutes).
 bench: $(VENV)/.installed-test
 	command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/load.py

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
+import weakref
 
 import pytest
 
@@ -64,6 +66,21 @@ def test_changed_seeds_swap_in_a_new_generation(seeds_copy, tmp_path):
     reopened = handle.generation()
     assert reopened.name == second.generation
     assert "005_new.txt" in reopened.sources
+
+
+def test_a_served_generation_is_out_of_the_collector_s_sight_and_freed_when_replaced(
+    seeds_copy, tmp_path
+):
+    """Frozen (no full-collection pauses while serving), yet never kept after a swap."""
+    index_dir = tmp_path / "ix"
+    handle = IndexHandle(index_dir)
+    build_index(seeds_copy, index_dir)
+    served = weakref.ref(handle.generation())
+    assert gc.get_freeze_count() > 0
+    assert not any(obj is served() for obj in gc.get_objects())  # not tracked: frozen
+    build_index(seeds_copy, index_dir, force=True)
+    assert handle.generation() is not served()
+    assert served() is None
 
 
 def test_old_generations_are_removed(seeds_copy, tmp_path):

@@ -33,7 +33,7 @@ def delete_generation(folder: Path) -> None:
 
 
 def scramble_vectors(folder: Path) -> None:
-    path = folder / "vectors.npy"
+    path = folder / "sentence-vectors.npy"
     data = path.read_bytes()
     path.write_bytes(data[:128] + bytes(reversed(data[128:])))  # same size
 
