@@ -55,7 +55,7 @@ from .corpus import Article, read_corpus
 from .corroboration import Link, link_passages
 from .nearest import VectorIndex, build_vector_index
 from .passages import SPLITTER_VERSION, Passage, Token, repeated_lines, split_passages
-from .postings import Postings, build_postings
+from .postings import CHAMPIONS, Postings, build_postings
 from .results import SourceDocument
 from .semantic import SentenceEncoder, model_id, write_encoder
 
@@ -360,7 +360,10 @@ def _file_stats(folder: Path) -> tuple[tuple[str, int, int], ...]:
 
 def _corpus_hash(articles: list[Article]) -> str:
     """Fingerprint of everything that decides the index's content."""
-    settings = f"format={INDEX_FORMAT};splitter={SPLITTER_VERSION};model={model_id()}"
+    settings = (
+        f"format={INDEX_FORMAT};splitter={SPLITTER_VERSION};model={model_id()};"
+        f"champions={CHAMPIONS}"
+    )
     digest = hashlib.sha256(settings.encode())
     for article in articles:
         meta = (article.name, article.sha256, article.title, article.publisher, article.date)
