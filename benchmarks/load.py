@@ -105,11 +105,6 @@ def documentation_sources(name: str, work: Path) -> Path:
     return corpus
 
 
-def python_docs(work: Path) -> Path:
-    """The .rst.txt sources of the Python 3.11 documentation, from Debian's package."""
-    return documentation_sources("pydocs", work)
-
-
 def questions_for(corpus: Path, count: int = QUESTIONS) -> list[str]:
     """The project's questions plus questions made from runs of words in the corpus."""
     questions = [q["question"] for q in load_questions(ROOT / "tests/data/questions.jsonl")]

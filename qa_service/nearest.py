@@ -38,6 +38,7 @@ class VectorIndex:
     vectors: np.ndarray
     order: np.ndarray
     cluster_rows: np.ndarray
+    # No rows when every passage is compared (a corpus within EXACT_LIMIT).
     centres: np.ndarray
 
     def __post_init__(self):
@@ -67,7 +68,7 @@ class VectorIndex:
         if allowed is not None:
             docnums = np.flatnonzero(allowed)
             similarity = self.similarity(docnums, query)
-        elif len(self.centres) <= 1:
+        elif not len(self.centres):
             docnums, similarity = self.order, self.vectors @ query
         else:
             clusters = np.argsort(-(self.centres @ query))
@@ -107,7 +108,7 @@ def build_vector_index(vectors: np.ndarray, *, exact_limit: int = EXACT_LIMIT) -
     count = len(vectors)
     if count <= exact_limit:
         return VectorIndex(
-            vectors, np.arange(count), np.array([0, count]), np.zeros((1, vectors.shape[1]))
+            vectors, np.arange(count), np.array([0, count]), np.zeros((0, vectors.shape[1]))
         )
     centres = _spherical_kmeans(vectors, round(count**0.5))
     cluster = _assign(vectors, centres)

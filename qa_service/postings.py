@@ -62,10 +62,10 @@ class Postings:
     def __post_init__(self):
         object.__setattr__(self, "term_ids", {term: i for i, term in enumerate(self.vocabulary)})
 
-    @property
-    def idf_by_term(self) -> dict[str, float]:
-        """The idf of every term the passages hold."""
-        return dict(zip(self.vocabulary, self.idf.tolist(), strict=True))
+    def idf_of(self, term: str, unknown: float) -> float:
+        """The idf of an analysed term, or `unknown` for a term no passage holds."""
+        term_id = self.term_ids.get(term)
+        return unknown if term_id is None else float(self.idf[term_id])
 
     def tokens(self, docnum: int) -> tuple[Token, ...]:
         """A passage's analysed terms with the source offsets of their words."""

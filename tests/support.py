@@ -74,7 +74,7 @@ def gunicorn_server(
     `arguments` replace the config (the benchmarks serve a bare Flask app alike).
     """
     port = free_port()
-    env = dict(os.environ, QA_BIND=f"127.0.0.1:{port}", QA_INDEX=str(index_dir), QA_WORKERS="2")
+    env = dict(os.environ, QA_INDEX=str(index_dir), QA_WORKERS="2")
     env.update(environment)
     with open(log_path, "wb") as log:
         server = subprocess.Popen(
