@@ -33,7 +33,7 @@ from sets import QuestionSet, open_indexes, question_sets
 
 from qa_service import ranking, search
 from qa_service.evaluation import load_questions, matches_gold
-from qa_service.index import IndexGeneration
+from qa_service.store import PassageStore
 
 L2 = 0.01
 OFF_TOPIC_QUESTIONS = 30  # unanswerable examples per corpus, asked from the other corpora
@@ -195,7 +195,7 @@ def off_topic(generations, sets, seed=0) -> list[Example]:
 
 def fit_report(
     sets: list[QuestionSet],
-    generations: dict[Path, IndexGeneration],
+    generations: dict[Path, PassageStore],
     without: tuple[str, ...] = (),
 ) -> list[str]:
     """Fit on the sets marked `fitted`, cross-validated; the report lines, constants last.

@@ -41,10 +41,10 @@ from sets import QuestionSet, open_indexes, question_sets
 
 from qa_service.corpus import read_corpus
 from qa_service.evaluation import load_questions, score
-from qa_service.index import IndexGeneration
 from qa_service.results import AnswerPassage, Answers, AnswerSpan, Citation
 from qa_service.search import ask
-from qa_service.semantic import SentenceEncoder, model_id
+from qa_service.semantic import model_id
+from qa_service.store import PassageStore
 
 ROOT = Path(__file__).resolve().parent.parent
 K = 5
@@ -79,10 +79,10 @@ class SetResult:
     texts: dict[str, str]
     passages: int
     runs: dict[str, Run]
-    encoder: SentenceEncoder  # the generation's, for timing a question's embedding
+    store: PassageStore  # for timing a question's embedding
 
 
-def as_answers(generation: IndexGeneration, question: str, scores: np.ndarray, k: int) -> Answers:
+def as_answers(generation: PassageStore, question: str, scores: np.ndarray, k: int) -> Answers:
     """A stock retriever's k best passages as the service's result type (answer = passage)."""
     # A passage that scores nothing was not retrieved.
     best = [int(d) for d in np.argsort(-scores, kind="stable")[:k] if scores[d] > 0]
@@ -117,7 +117,7 @@ def words(text: str) -> list[str]:
     return re.findall(r"\w+", text.lower())
 
 
-def rank_bm25_scorer(generation: IndexGeneration) -> Scorer:
+def rank_bm25_scorer(generation: PassageStore) -> Scorer:
     """rank-bm25's Okapi BM25 over lower-cased words, no stemming."""
     from rank_bm25 import BM25Okapi
 
@@ -125,7 +125,7 @@ def rank_bm25_scorer(generation: IndexGeneration) -> Scorer:
     return lambda question: bm25.get_scores(words(question))
 
 
-def bm25s_scorer(generation: IndexGeneration) -> Scorer:
+def bm25s_scorer(generation: PassageStore) -> Scorer:
     """bm25s with its English stop words and the Snowball stemmer."""
     import bm25s
     import Stemmer
@@ -147,20 +147,18 @@ def bm25s_scorer(generation: IndexGeneration) -> Scorer:
     return scores
 
 
-def dense_scorer(generation: IndexGeneration) -> Scorer:
+def dense_scorer(generation: PassageStore) -> Scorer:
     """The cosine of the question's embedding with each passage's, and nothing else."""
     everything = np.arange(generation.passage_count)
-    return lambda question: generation.nearest.similarity(
-        everything, generation.encoder.encode([question])[0]
-    )
+    return lambda question: generation.similarity(everything, generation.encode_question(question))
 
 
-def stock_ranker(generation: IndexGeneration, scores: Scorer) -> Ranker:
+def stock_ranker(generation: PassageStore, scores: Scorer) -> Ranker:
     """A stock retriever's k best passages for a question, as the service's result type."""
     return lambda question, k: as_answers(generation, question, scores(question), k)
 
 
-def rankers(generation: IndexGeneration) -> dict[str, Ranker]:
+def rankers(generation: PassageStore) -> dict[str, Ranker]:
     """Every retriever over one generation's passages, the service last."""
     scorers = {
         "rank-bm25 (Okapi)": rank_bm25_scorer(generation),
@@ -184,7 +182,7 @@ def run(ranker: Ranker, questions: list[dict], repeat: int) -> Run:
 
 
 def measure_sets(
-    sets: list[QuestionSet], generations: dict[Path, IndexGeneration], repeat: int
+    sets: list[QuestionSet], generations: dict[Path, PassageStore], repeat: int
 ) -> list[SetResult]:
     """Run every retriever over every set, on the index of its corpus."""
     measured = []
@@ -204,7 +202,7 @@ def measure_sets(
                 texts,
                 generation.passage_count,
                 runs,
-                generation.encoder,
+                generation,
             )  # fmt: skip
         )
     return measured
@@ -350,12 +348,11 @@ def refusal_lines(measured: list[SetResult]) -> list[str]:
 
 def encoding_lines(result: SetResult, repeat: int) -> list[str]:
     """The median cost of encoding one question beside the service's whole answer, in process."""
-    encoder = result.encoder
     latencies = []
     for _ in range(repeat):
         for question in result.questions:
             started = time.perf_counter()
-            encoder.encode([question["question"]])
+            result.store.encode_question(question["question"])
             latencies.append((time.perf_counter() - started) * 1000)
     return [
         "## What the embedding costs",

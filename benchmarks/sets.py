@@ -19,7 +19,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa_service.index import IndexGeneration, build_index, open_generation
+from qa_service.index import build_index, open_generation
+from qa_service.store import PassageStore
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -64,9 +65,9 @@ def build_debian_faq(folder: Path = DEBIAN_FAQ) -> Path:
     return folder
 
 
-def open_indexes(sets: list[QuestionSet], folder: Path) -> dict[Path, IndexGeneration]:
+def open_indexes(sets: list[QuestionSet], folder: Path) -> dict[Path, PassageStore]:
     """Build under `folder` and open one index per corpus of `sets`, by corpus folder."""
-    generations: dict[Path, IndexGeneration] = {}
+    generations: dict[Path, PassageStore] = {}
     for question_set in sets:
         if question_set.corpus not in generations:
             index = Path(folder) / str(len(generations))

@@ -9,7 +9,6 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 
 from . import search
-from .app import current_generation
 from .openapi import document, json_content
 from .results import with_citation_urls
 from .schemas import (
@@ -20,7 +19,7 @@ from .schemas import (
     SourceDocumentSchema,
     SourceListSchema,
 )
-from .web import source_url
+from .serving import current_generation, source_url
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 

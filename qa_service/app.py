@@ -16,11 +16,13 @@ from werkzeug.exceptions import (
 )
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import observability
+from . import api, health, observability, openapi, web
 from .cache import AnswerCache
 from .config import load_config
-from .index import IndexGeneration, IndexHandle, IndexUnavailable
+from .index import IndexHandle
 from .schemas import ErrorSchema
+from .serving import INDEX_UNAVAILABLE, log_index_unavailable
+from .store import IndexUnavailable
 
 log = logging.getLogger(__name__)
 _error_schema = ErrorSchema()
@@ -59,8 +61,6 @@ def create_app(config: Mapping | None = None) -> Flask:
         app.config["ANSWER_CACHE_SIZE"], app.config["ANSWER_CACHE_BYTES"]
     )
 
-    from . import api, health, openapi, web
-
     app.register_blueprint(api.blueprint)
     app.register_blueprint(web.blueprint)
     app.register_blueprint(openapi.blueprint)
@@ -72,17 +72,6 @@ def create_app(config: Mapping | None = None) -> Flask:
     app.after_request(_add_headers)
     observability.install(app)
     return app
-
-
-def current_generation() -> IndexGeneration:
-    """The index generation this request uses throughout (raises IndexUnavailable).
-
-    Taken once per request, so a response never mixes two generations; its name
-    goes back in the X-Index-Generation header.
-    """
-    if "index_generation" not in g:
-        g.index_generation = current_app.extensions["qa_index"].generation()
-    return g.index_generation
 
 
 def error_response(status: int, message: str, field_errors: Mapping | None = None):
@@ -125,17 +114,6 @@ def _handle_http_error(exc: HTTPException):
 def _handle_validation_error(exc: ValidationError):
     messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
     return error_response(422, "The request has invalid fields.", messages)
-
-
-# What clients learn when the index cannot be served: paths and causes stay in the log.
-INDEX_UNAVAILABLE = "The index is not available; try again later."
-
-
-def log_index_unavailable(exc: IndexUnavailable) -> None:
-    """Log why the index cannot be served, once per worker and cause, not once per request."""
-    if current_app.extensions.get("qa_index_error") != str(exc):
-        current_app.extensions["qa_index_error"] = str(exc)
-        log.error("%s", exc)
 
 
 def _handle_index_unavailable(exc: IndexUnavailable):

@@ -158,7 +158,8 @@ def format_answers(answers: Answers) -> str:
 
 
 def _open_local(index_dir: Path):
-    from .index import IndexUnavailable, open_generation
+    from .index import open_generation
+    from .store import IndexUnavailable
 
     try:
         return open_generation(index_dir)

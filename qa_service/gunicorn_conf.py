@@ -65,7 +65,8 @@ def when_ready(server):
     """Say in one line at start-up when there is no usable index; the service still
     starts, answers /healthz and reports 503 on /readyz until one is built."""
     from qa_service.config import load_config
-    from qa_service.index import IndexUnavailable, check_index
+    from qa_service.index import check_index
+    from qa_service.store import IndexUnavailable
 
     try:
         server.log.info("serving index generation %s", check_index(load_config()["INDEX_DIR"]))
@@ -76,8 +77,8 @@ def when_ready(server):
 def post_worker_init(worker):
     """Open the index (with its embedding model) and load the English word list in
     each worker after the fork, before its first request."""
-    from qa_service.index import IndexUnavailable
     from qa_service.spelling import is_english
+    from qa_service.store import IndexUnavailable
 
     is_english("warm")
     with contextlib.suppress(IndexUnavailable):

@@ -17,9 +17,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-# Bump when the splitting rules change so that existing indexes are rebuilt.
-SPLITTER_VERSION = 2
-
 MAX_PASSAGE_CHARS = 600
 MAX_PASSAGE_SENTENCES = 3
 # Longer lines are article text even when two articles share them (a syndicated

@@ -3,44 +3,21 @@
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from whoosh.analysis import STOP_WORDS
-from whoosh.query import Or, Term
 
 from . import corroboration, ranking
-from .index import IndexGeneration, make_analyzer
+from .analysis import query_terms
 from .passages import Passage
 from .results import AnswerPassage, Answers, AnswerSpan, Citation, Conflict, Span
 from .spelling import respell
+from .store import PassageStore
 
-# Words that shape a question but say nothing about its subject.
-QUESTION_WORDS = frozenset(
-    """what which who whom whose when where why how whether does do did doing done
-    was were been being has had having is are am there their they them it its any
-    some about much many tell please would could should shall might must i me my""".split()
-)
-QUERY_STOP_WORDS = STOP_WORDS | QUESTION_WORDS
-QUERY_ANALYZER = make_analyzer(QUERY_STOP_WORDS)
-# Phrases that only frame the question; the answer type stands for them.
-FRAMING = re.compile(
-    r"\bhow\s+(?:long|many|much|big|large|often|high)\b"
-    r"|\bwhat\s+(?:kind|type|sort)s?\s+of\b"
-    r"|\b(?:happen(?:s|ed|ing)?|take\s+place)\b",
-    re.IGNORECASE,
-)
 # How many passages each first stage (BM25, nearest by meaning) hands to the second.
 CANDIDATES = 50
-
-
-def query_terms(question: str) -> list[str]:
-    """The distinct analysed terms of a question, in order; query syntax is plain text."""
-    content = FRAMING.sub(" ", question)
-    return list(dict.fromkeys(token.text for token in QUERY_ANALYZER(content)))
 
 
 @dataclass(frozen=True)
@@ -53,7 +30,7 @@ class Question:
     vector: np.ndarray
 
 
-def analyse(generation: IndexGeneration, question: str) -> Question:
+def analyse(generation: PassageStore, question: str) -> Question:
     """Everything ranking needs from the question itself."""
     terms = query_terms(question)
     weights = {term: generation.term_idf(term) for term in terms}
@@ -61,7 +38,7 @@ def analyse(generation: IndexGeneration, question: str) -> Question:
         terms=terms,
         weights=weights,
         answer_type=ranking.expected_answer_type(question),
-        vector=generation.encoder.encode([question])[0],
+        vector=generation.encode_question(question),
     )
 
 
@@ -69,7 +46,7 @@ def analyse(generation: IndexGeneration, question: str) -> Question:
 class Candidate:
     """A passage under consideration, with the signals its scoring found."""
 
-    docnum: int
+    position: int
     passage: Passage
     # Things of the kind asked for: (start, end, rarity in the corpus).
     entities: list[tuple[int, int, float]]
@@ -80,7 +57,7 @@ class Candidate:
 
 
 def candidates(
-    generation: IndexGeneration, question: Question, sources: Sequence[str] | None = None
+    generation: PassageStore, question: Question, sources: Sequence[str] | None = None
 ) -> list[Candidate]:
     """The passages worth scoring: the best by words (BM25) and the nearest by meaning.
 
@@ -89,73 +66,54 @@ def candidates(
     """
     if not question.terms:
         return []
-    if sources:
-        bm25 = _bm25_within(generation, question.terms, sources)
-        allowed = np.isin(generation.passage_sources, list(sources))
-    else:
-        bm25 = generation.postings.best_passages(question.terms, CANDIDATES)
-        allowed = None
-    nearest = generation.nearest.nearest(question.vector, CANDIDATES, allowed)
-    docnums = list(bm25) + [docnum for docnum in nearest if docnum not in bm25]
-    similarity = _similarities(generation, docnums, question.vector)
+    bm25 = generation.best_passages(question.terms, CANDIDATES, sources)
+    nearest = generation.nearest(question.vector, CANDIDATES, sources)
+    positions = list(bm25) + [position for position in nearest if position not in bm25]
+    similarity = _similarities(generation, positions, question.vector)
     best_bm25 = max(bm25.values(), default=0.0) or 1.0
-    term_ids = generation.postings.term_ids
-    asked = {term_ids[term]: term for term in question.terms if term in term_ids}
+    asked = generation.term_ids(question.terms)
     found = [
         _candidate(
             generation,
-            docnum,
+            position,
             question,
             asked,
-            bm25.get(docnum, 0.0) / best_bm25,
-            similarity[docnum],
-            _neighbour_similarity(generation, similarity, docnum),
+            bm25.get(position, 0.0) / best_bm25,
+            similarity[position],
+            _neighbour_similarity(generation, similarity, position),
         )
-        for docnum in docnums
+        for position in positions
     ]
     # A heading names a topic and states no fact: it answers only a question for a
     # name, date or number it holds (a byline, a dateline, "18 Sources").
-    return [c for c in found if c.docnum not in generation.headings or c.entities]
+    return [c for c in found if c.position not in generation.headings or c.entities]
 
 
-def _bm25_within(generation, terms: list[str], sources: Sequence[str]) -> dict[int, float]:
-    """The best passages of some sources by BM25 over full posting lists (Whoosh's search).
-
-    The champion lists keep a term's best passages over the whole corpus, which
-    may all lie outside the sources asked for.
-    """
-    allowed = Or([Term("source", name) for name in sources])
-    with generation.searcher() as searcher:
-        query = Or([Term("text", term) for term in terms])
-        hits = searcher.search(query, limit=CANDIDATES, filter=allowed)
-        return {hit.docnum: hit.score for hit in hits}
-
-
-def _similarities(generation, docnums: list[int], vector: np.ndarray) -> dict[int, float]:
+def _similarities(generation, positions: list[int], vector: np.ndarray) -> dict[int, float]:
     """The cosine of the question with each candidate and the passages beside it."""
-    wanted = {other for docnum in docnums for other in (docnum - 1, docnum, docnum + 1)}
-    wanted = np.array(sorted(d for d in wanted if 0 <= d < len(generation.passages)))
-    if not len(wanted):
+    wanted = {other for position in positions for other in (position - 1, position, position + 1)}
+    wanted = sorted(p for p in wanted if 0 <= p < generation.passage_count)
+    if not wanted:
         return {}
-    similarity = generation.nearest.similarity(wanted, vector)
-    return dict(zip(wanted.tolist(), similarity.tolist(), strict=True))
+    similarity = generation.similarity(wanted, vector)
+    return dict(zip(wanted, similarity.tolist(), strict=True))
 
 
-def _neighbour_similarity(generation, similarity: dict[int, float], docnum: int) -> float:
+def _neighbour_similarity(generation, similarity: dict[int, float], position: int) -> float:
     """The cosine of the passage before or after in the same source, whichever is nearer."""
-    source = generation.passages[docnum].source
+    source = generation.passages[position].source
     around = [
         similarity[other]
-        for other in (docnum - 1, docnum + 1)
+        for other in (position - 1, position + 1)
         if 0 <= other < len(generation.passages) and generation.passages[other].source == source
     ]
     return max(around, default=0.0)
 
 
-def _candidate(generation, docnum, question, asked, bm25, similarity, neighbour) -> Candidate:
+def _candidate(generation, position, question, asked, bm25, similarity, neighbour) -> Candidate:
     """The features of one candidate passage (`asked`: the question's terms by term id)."""
-    passage = generation.passages[docnum]
-    terms, starts, ends = generation.postings.token_columns(docnum)
+    passage = generation.passages[position]
+    terms, starts, ends = generation.token_columns(position)
     hits = [i for i, term in enumerate(terms) if term in asked]
     question_spans = [(starts[i], ends[i]) for i in hits]
     matched = {asked[terms[i]] for i in hits}
@@ -166,13 +124,9 @@ def _candidate(generation, docnum, question, asked, bm25, similarity, neighbour)
     )
     rarities = []
     if entities:
-        idf = generation.postings.idf[terms].tolist()
-        words = list(zip(starts, ends, idf, strict=True))
+        words = list(zip(starts, ends, generation.token_idf(terms), strict=True))
         rarities = ranking.entity_rarity(entities, words, generation.max_idf)
-    rows = generation.sentence_vectors[
-        generation.sentence_rows[docnum] : generation.sentence_rows[docnum + 1]
-    ]
-    sentence_similarity = (rows @ question.vector).tolist()
+    sentence_similarity = generation.sentence_similarity(position, question.vector)
     features = ranking.Features(
         bm25=bm25,
         coverage=covered,
@@ -180,17 +134,17 @@ def _candidate(generation, docnum, question, asked, bm25, similarity, neighbour)
         similarity=similarity,
         neighbour_similarity=neighbour,
         missing_rarest=max(missing, default=0.0) / generation.max_idf,
-        heading=float(docnum in generation.headings),
+        heading=float(position in generation.headings),
         log_length=math.log(len(passage.text)),
     )
     entities = [
         (start, end, rarity) for (start, end), rarity in zip(entities, rarities, strict=True)
     ]
-    return Candidate(docnum, passage, entities, sentence_similarity, features)
+    return Candidate(position, passage, entities, sentence_similarity, features)
 
 
 def ask(
-    generation: IndexGeneration,
+    generation: PassageStore,
     question: str,
     *,
     k: int = 5,
@@ -203,7 +157,7 @@ def ask(
     found = candidates(generation, analysed, sources)
     for candidate in found:
         candidate.score = ranking.relevance(candidate.features)
-    ranked = _fold_copies(generation, sorted(found, key=lambda c: (-c.score, c.docnum)), k)
+    ranked = _fold_copies(generation, sorted(found, key=lambda c: (-c.score, c.position)), k)
     answerable = ranking.answerable(
         analysed.answer_type,
         [c.features for c in found],
@@ -221,12 +175,12 @@ def _fold_copies(generation, ranked: list[Candidate], k: int) -> list[Candidate]
     kept: list[Candidate] = []
     copied: set[int] = set()
     for candidate in ranked:
-        if candidate.docnum in copied:
+        if candidate.position in copied:
             continue
         kept.append(candidate)
         if len(kept) == k:
             break
-        copied.update(link.other for link in generation.links[candidate.docnum] if link.near_copy)
+        copied.update(link.other for link in generation.links[candidate.position] if link.near_copy)
     return kept
 
 
@@ -234,8 +188,8 @@ def _answer_passage(generation, candidate: Candidate, rank, weights) -> AnswerPa
     """The cited result for one ranked candidate, with its answer span and highlights."""
     passage = candidate.passage
     source = generation.sources[passage.source]
-    links = generation.links[candidate.docnum]
-    tokens = generation.tokens(candidate.docnum)
+    links = generation.links[candidate.position]
+    tokens = generation.tokens(candidate.position)
     matched = [t for t in tokens if t.term in weights]
     start, end = ranking.best_span(
         source.text,

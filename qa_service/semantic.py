@@ -81,11 +81,10 @@ class SentenceEncoder:
         return vectors[0]
 
 
-def write_encoder(folder: Path | str) -> SentenceEncoder:
-    """Copy the packaged model into `folder` and open it there."""
+def write_encoder(folder: Path | str) -> None:
+    """Copy the packaged model into `folder`: a generation encodes questions with its own."""
     for name in (ENCODER_FILE, TOKENIZER_FILE):
         shutil.copyfile(MODEL_DIR / name, Path(folder) / name)
-    return SentenceEncoder(folder)
 
 
 @functools.cache

@@ -17,7 +17,8 @@ from collections.abc import Callable
 import simplemma
 from whoosh.lang import stemmer_for_language
 
-from .index import WORD, IndexGeneration
+from .analysis import WORD
+from .store import PassageStore
 
 # Shorter words are names and acronyms ("CEO", "Meta") more often than typos.
 MIN_LETTERS = 5
@@ -30,7 +31,7 @@ MAX_UNKNOWN_WORDS = 3
 _stem = stemmer_for_language("en")
 
 
-def respell(generation: IndexGeneration, question: str) -> str | None:
+def respell(generation: PassageStore, question: str) -> str | None:
     """The question with its misspelt words replaced by the closest the articles use, or None."""
     words = dict.fromkeys(match.group().lower() for match in WORD.finditer(question))
     unknown = [word for word in words if _unknown(generation, word)]
@@ -52,7 +53,7 @@ def respell(generation: IndexGeneration, question: str) -> str | None:
     return WORD.sub(replace, question)
 
 
-def _unknown(generation: IndexGeneration, word: str) -> bool:
+def _unknown(generation: PassageStore, word: str) -> bool:
     """Whether a lower-cased word could be misspelt: neither the articles nor English use it."""
     return (
         MIN_LETTERS <= len(word) <= MAX_LETTERS

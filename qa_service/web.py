@@ -5,16 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import groupby, pairwise
 
-from flask import Blueprint, abort, current_app, g, render_template, request, url_for
+from flask import Blueprint, abort, render_template, request
 from marshmallow import ValidationError
 
 from . import search
-from .app import current_generation
 from .openapi import document, media_content
-from .results import AnswerPassage, Citation
+from .results import AnswerPassage
 from .schemas import K_DEFAULT, QUESTION_MAX_CHARS, AskQuerySchema
+from .serving import current_generation, source_url
 
 blueprint = Blueprint("web", __name__)
+blueprint.add_app_template_filter(source_url)
 _ask_query = AskQuerySchema()
 _HTML = {
     "200": media_content("text/html", "HTML page"),
@@ -37,24 +38,6 @@ class ResultView:
     passage: AnswerPassage
     # Runs of segments, each flagged as inside the answer span or not.
     runs: list[tuple[bool, list[Segment]]]
-
-
-@blueprint.app_template_filter("source_url")
-def source_url(citation: Citation, external: bool = False) -> str:
-    """Link to the source page with the cited span highlighted and in view.
-
-    An external link (in citations that leave the page: the API, copied text) is
-    made from the configured public URL, never from the request's Host header,
-    which any client can set; without one it stays relative.
-    """
-    # One URL build per source and request: an answer cites the same few sources
-    # many times over (corroborations), and building a URL is the dearer part.
-    paths = g.setdefault("source_paths", {})
-    if citation.source not in paths:
-        paths[citation.source] = url_for("web.source", name=citation.source)
-    path = f"{paths[citation.source]}?start={citation.start}&end={citation.end}#cited"
-    public_url = current_app.config["PUBLIC_URL"] if external else ""
-    return public_url.rstrip("/") + path
 
 
 @blueprint.route("/")

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import httpx
 
-from qa_service.index import IndexGeneration, build_index, open_generation
+from qa_service.index import build_index, open_generation
+from qa_service.store import PassageStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def index_of(articles: dict[str, str], folder: Path) -> IndexGeneration:
+def index_of(articles: dict[str, str], folder: Path) -> PassageStore:
     """Write `articles` (name -> text) under `folder`, index them there and open the index."""
     corpus, index = folder / "articles", folder / "index"
     corpus.mkdir()

@@ -9,8 +9,9 @@ import weakref
 
 import pytest
 
-from qa_service import index as index_module
-from qa_service.index import IndexHandle, IndexUnavailable, build_index, open_generation
+from qa_service import generations, index
+from qa_service.index import IndexHandle, build_index, open_generation
+from qa_service.store import IndexUnavailable
 
 
 @pytest.fixture()
@@ -88,9 +89,9 @@ def test_old_generations_are_removed(seeds_copy, tmp_path):
     for number in range(4):
         (seeds_copy / f"extra{number}.txt").write_text(f"Article number {number} is here.\n")
         build_index(seeds_copy, index_dir)
-    generations = sorted(path.name for path in index_dir.glob("gen-*"))
-    assert len(generations) == index_module.GENERATIONS_KEPT
-    assert os.readlink(index_dir / "current") == generations[-1]
+    kept = sorted(path.name for path in index_dir.glob("gen-*"))
+    assert len(kept) == generations.GENERATIONS_KEPT
+    assert os.readlink(index_dir / "current") == kept[-1]
     assert not list(index_dir.glob(".building-*"))
 
 
@@ -102,7 +103,7 @@ def test_a_failed_build_leaves_the_current_generation_untouched(seeds_copy, tmp_
     def fail(*args, **kwargs):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(index_module, "split_passages", fail)
+    monkeypatch.setattr(index, "split_passages", fail)
     with pytest.raises(OSError, match="No space left"):
         build_index(seeds_copy, index_dir)
     assert os.readlink(index_dir / "current") == good.generation

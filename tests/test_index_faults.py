@@ -17,7 +17,8 @@ import httpx
 import pytest
 from support import SERVERS, gunicorn_server
 
-from qa_service.index import FILE_CHECK_SECONDS, INDEX_FORMAT, build_index
+from qa_service.generations import INDEX_FORMAT
+from qa_service.index import FILE_CHECK_SECONDS, build_index
 from qa_service.schemas import ErrorSchema
 
 UNAVAILABLE = "The index is not available; try again later."

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from qa_service.index import ANALYZER, open_generation
-from qa_service.search import ask, query_terms
+from qa_service.analysis import ANALYZER, query_terms
+from qa_service.index import open_generation
+from qa_service.search import ask
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from support import index_of
 
 from qa_service import spelling
-from qa_service.index import WORD
+from qa_service.analysis import WORD
 from qa_service.spelling import respell, same_word
 
 # Each real English word below sits one or two edits from a word these articles use.

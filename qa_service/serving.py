@@ -1,0 +1,49 @@
+"""Serving glue shared by the blueprints: this request's index generation, citation links."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import current_app, g, url_for
+
+from .results import Citation
+from .store import IndexUnavailable, PassageStore
+
+log = logging.getLogger(__name__)
+# What clients learn when the index cannot be served: paths and causes stay in the log.
+INDEX_UNAVAILABLE = "The index is not available; try again later."
+
+
+def current_generation() -> PassageStore:
+    """The index generation this request uses throughout (raises IndexUnavailable).
+
+    Taken once per request, so a response never mixes two generations; its name
+    goes back in the X-Index-Generation header.
+    """
+    if "index_generation" not in g:
+        g.index_generation = current_app.extensions["qa_index"].generation()
+    return g.index_generation
+
+
+def log_index_unavailable(exc: IndexUnavailable) -> None:
+    """Log why the index cannot be served, once per worker and cause, not once per request."""
+    if current_app.extensions.get("qa_index_error") != str(exc):
+        current_app.extensions["qa_index_error"] = str(exc)
+        log.error("%s", exc)
+
+
+def source_url(citation: Citation, external: bool = False) -> str:
+    """Link to the source page with the cited span highlighted and in view.
+
+    An external link (in citations that leave the page: the API, copied text) is
+    made from the configured public URL, never from the request's Host header,
+    which any client can set; without one it stays relative.
+    """
+    # One URL build per source and request: an answer cites the same few sources
+    # many times over (corroborations), and building a URL is the dearer part.
+    paths = g.setdefault("source_paths", {})
+    if citation.source not in paths:
+        paths[citation.source] = url_for("web.source", name=citation.source)
+    path = f"{paths[citation.source]}?start={citation.start}&end={citation.end}#cited"
+    public_url = current_app.config["PUBLIC_URL"] if external else ""
+    return public_url.rstrip("/") + path

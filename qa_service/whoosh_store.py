@@ -1,0 +1,334 @@
+"""The Whoosh engine: a generation as files in one folder, read into each worker.
+
+The folder holds Whoosh's index of the passages (their text, source and
+location, and the words spelling draws on) beside what the build computed
+(postings.py, nearest.py, the links and sentence vectors, the encoder); the
+folder's life (build, swap, clean) is generations.py's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import weakref
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import DamerauLevenshtein
+from whoosh import index as whoosh_index
+from whoosh.fields import ID, STORED, TEXT, Schema
+from whoosh.filedb.filestore import FileStorage
+from whoosh.query import Or, Term
+from whoosh.searching import Searcher
+
+from .analysis import ANALYZER, WORDS_ANALYZER
+from .corroboration import Link
+from .generations import file_stats
+from .nearest import VectorIndex
+from .passages import Passage, Token
+from .postings import Postings
+from .results import SourceDocument
+from .semantic import SentenceEncoder, write_encoder
+from .store import PreparedIndex
+
+LINKS = "links.json"
+SENTENCE_VECTORS = "sentence-vectors.npy"
+CORRECTION_CACHE_WORDS = 20_000
+
+SCHEMA = Schema(
+    id=ID(stored=True, unique=True),
+    source=ID(stored=True),
+    text=TEXT(analyzer=ANALYZER, stored=True),
+    words=TEXT(analyzer=WORDS_ANALYZER),
+    # Offsets and sentence spans, read back into memory when a generation opens.
+    location=STORED,
+)
+
+
+def write(folder: Path, prepared: PreparedIndex) -> None:
+    """Write a prepared index into `folder`: the Whoosh index, then what the build computed."""
+    ix = whoosh_index.create_in(str(folder), SCHEMA)
+    # In position order: one writer, one segment, so Whoosh's document numbers are positions.
+    # The writer commits on success and cancels if anything raises.
+    with ix.writer() as writer:
+        for passage in prepared.passages:
+            writer.add_document(
+                id=passage.id,
+                source=passage.source,
+                text=passage.text,
+                words=passage.text,
+                location={
+                    "start": passage.start,
+                    "end": passage.end,
+                    "byte_start": passage.byte_start,
+                    "byte_end": passage.byte_end,
+                    "line_start": passage.line_start,
+                    "line_end": passage.line_end,
+                    "sentences": passage.sentences,
+                    "heading": passage.heading,
+                },
+            )
+    prepared.postings.save(folder)
+    rows = [
+        [(link.other, round(link.similarity, 4), link.near_copy, link.conflicts)
+         for link in passage_links]
+        for passage_links in prepared.links
+    ]  # fmt: skip
+    (folder / LINKS).write_text(json.dumps(rows), encoding="utf-8")
+    prepared.vectors.save(folder)
+    np.save(folder / SENTENCE_VECTORS, prepared.sentence_vectors)
+    write_encoder(folder)
+
+
+def open_folder(folder: Path, manifest: dict) -> WhooshGeneration:
+    """Open the generation in `folder` (its manifest already verified)."""
+    stats = file_stats(folder)
+    ix = _open_whoosh(folder)
+    return WhooshGeneration(
+        folder.name,
+        ix,
+        {item["name"]: SourceDocument(**item) for item in manifest["sources"]},
+        _read_passages(ix),
+        Postings.load(folder),
+        _read_links(folder),
+        VectorIndex.load(folder),
+        # Read into memory, not mapped: a mapped file truncated under a worker kills it
+        # with SIGBUS. The cost is one copy per worker: 1.5 KB per sentence (about
+        # 125 MB for the 84,000 sentences of the Python documentation).
+        np.load(folder / SENTENCE_VECTORS),
+        SentenceEncoder(folder),
+        folder,
+        stats,
+    )
+
+
+def check_folder(folder: Path) -> None:
+    """Raise unless Whoosh can open the index in `folder` (cheap: no passage is read)."""
+    _open_whoosh(folder).doc_count()
+
+
+@dataclass
+class WhooshGeneration:
+    """One opened generation (a `store.PassageStore`): the Whoosh index and what it holds."""
+
+    name: str
+    ix: whoosh_index.Index
+    sources: dict[str, SourceDocument]
+    # Every passage, by position (Whoosh's document number).
+    passages: list[Passage]
+    # Every passage's analysed terms and every term's best passages.
+    postings: Postings
+    # By position: passages of other sources stating the same facts.
+    links: list[list[Link]]
+    # Every passage's unit-length embedding (semantic.DIMENSIONS wide).
+    vectors: VectorIndex
+    # Every passage's sentences in turn; passage d's are rows sentence_rows[d] onwards.
+    sentence_vectors: np.ndarray
+    # The encoder these vectors came from, for the questions.
+    encoder: SentenceEncoder
+    # Where the generation's files are, and their sizes and times when it was opened.
+    folder: Path
+    file_stats: tuple[tuple[str, int, int], ...]
+
+    def __post_init__(self):
+        # Words as written, by first letter, with their frequencies: what "did you mean" draws on.
+        self.spelling_words = _words_by_initial(self.ix)
+        # Per instance, so a replaced generation takes its cache with it.
+        self.correction = functools.lru_cache(maxsize=CORRECTION_CACHE_WORDS)(self._correction)
+        # Searchers not in use (list.pop and append are atomic); their files are
+        # closed when the generation is let go (requests may still hold it after a swap).
+        self._searchers: list[Searcher] = []
+        weakref.finalize(self, _close_searchers, self._searchers)
+        self.sentence_rows = np.cumsum([0] + [len(p.sentences) for p in self.passages]).tolist()
+        # Titles, headings and bylines: passages of their own, ranked on their own terms.
+        self.headings = frozenset(d for d, passage in enumerate(self.passages) if passage.heading)
+        # By position, for filtering the nearest passages by source without a loop.
+        self.passage_sources = np.array([passage.source for passage in self.passages])
+
+    @property
+    def passage_count(self) -> int:
+        """How many passages the generation holds."""
+        return len(self.passages)
+
+    @property
+    def max_idf(self) -> float:
+        """The idf of a term no passage holds (Whoosh's formula with a frequency of 0)."""
+        return math.log(len(self.passages)) + 1
+
+    @functools.cached_property
+    def _positions(self) -> dict[str, int]:
+        return {passage.id: position for position, passage in enumerate(self.passages)}
+
+    def position_of(self, passage_id: str) -> int | None:
+        """The position of the passage with this stable id, or None."""
+        return self._positions.get(passage_id)
+
+    def term_idf(self, term: str) -> float:
+        """The idf of an analysed term; a term the corpus lacks weighs most."""
+        return self.postings.idf_of(term, self.max_idf)
+
+    def term_ids(self, terms: Sequence[str]) -> dict[int, str]:
+        """The ids of the terms the store holds, to compare with `token_columns`."""
+        known = self.postings.term_ids
+        return {known[term]: term for term in terms if term in known}
+
+    def token_columns(self, position: int) -> tuple[list[int], list[int], list[int]]:
+        """A passage's analysed terms as term ids, with their words' source offsets."""
+        return self.postings.token_columns(position)
+
+    def token_idf(self, term_ids: Sequence[int]) -> list[float]:
+        """The idf of each term id."""
+        return self.postings.idf[list(term_ids)].tolist()
+
+    def tokens(self, position: int) -> tuple[Token, ...]:
+        """The analysed terms of a passage, as the build found them."""
+        return self.postings.tokens(position)
+
+    def best_passages(
+        self, terms: Sequence[str], limit: int, sources: Sequence[str] | None = None
+    ) -> dict[int, float]:
+        """Up to `limit` passages by BM25 over `terms`, position to score; within `sources`.
+
+        The champion lists keep a term's best passages over the whole corpus,
+        which may all lie outside the sources asked for: within sources, Whoosh
+        searches whole posting lists (same scores).
+        """
+        if not sources:
+            return self.postings.best_passages(terms, limit)
+        allowed = Or([Term("source", name) for name in sources])
+        with self.searcher() as searcher:
+            query = Or([Term("text", term) for term in terms])
+            hits = searcher.search(query, limit=limit, filter=allowed)
+            return {hit.docnum: hit.score for hit in hits}
+
+    def encode_question(self, question: str) -> np.ndarray:
+        """A question's unit-length embedding."""
+        return self.encoder.encode([question])[0]
+
+    def nearest(
+        self, vector: np.ndarray, limit: int, sources: Sequence[str] | None = None
+    ) -> list[int]:
+        """The positions of up to `limit` passages nearest in meaning, best first."""
+        allowed = np.isin(self.passage_sources, list(sources)) if sources else None
+        return self.vectors.nearest(vector, limit, allowed)
+
+    def similarity(self, positions: Sequence[int], vector: np.ndarray) -> np.ndarray:
+        """The cosine of `vector` with each passage's embedding."""
+        return self.vectors.similarity(np.asarray(positions), vector)
+
+    def sentence_similarity(self, position: int, vector: np.ndarray) -> list[float]:
+        """The cosine of `vector` with each of a passage's sentences, in order."""
+        rows = self.sentence_vectors[
+            self.sentence_rows[position] : self.sentence_rows[position + 1]
+        ]
+        return (rows @ vector).tolist()
+
+    def damage(self) -> str | None:
+        """What changed in this generation's files since it was opened, or None."""
+        try:
+            stats = file_stats(self.folder)
+        except OSError as exc:
+            return f"generation {self.name} can no longer be read ({exc})"
+        if stats != self.file_stats:
+            return f"the files of generation {self.name} changed while it was served"
+        return None
+
+    def uses_word(self, word: str) -> bool:
+        """Whether the articles use a lower-cased word as written (a cheap term lookup)."""
+        with self.searcher() as searcher:
+            return bool(searcher.doc_frequency("words", word))
+
+    def _correction(self, word: str) -> str | None:
+        """The articles' closest word to a lower-cased word they lack (cached as `correction`).
+
+        None when the articles use the word, or use nothing close to it. Among the
+        words with the same first letter within one edit (two for a word of seven
+        letters or more), the nearest, then the most frequent. rapidfuzz measures
+        the distances in C++: Whoosh's corrector, in Python, took up to 80 ms a
+        word over the 32,000 words of the Linux kernel documentation (now 1 ms).
+        """
+        if self.uses_word(word):
+            return None
+        words, frequencies = self.spelling_words.get(word[0], ((), ()))
+        matches = process.extract(
+            word,
+            words,
+            scorer=DamerauLevenshtein.distance,
+            score_cutoff=1 if len(word) < 7 else 2,
+            limit=None,
+        )
+        if not matches:
+            return None
+        _, _, best = min(matches, key=lambda match: (match[1], -frequencies[match[2]], match[0]))
+        return words[best]
+
+    @contextlib.contextmanager
+    def searcher(self) -> Iterator[Searcher]:
+        """A Whoosh searcher on this generation, lent for the `with` block, then reused.
+
+        Whoosh searchers must not serve two requests at once, and opening one per
+        request costs more than most searches; so they wait in a pool, which holds
+        as many as requests ever searched at the same time (under gevent, where a
+        search never yields, about one). Not per thread: gevent makes every request
+        a "thread" of its own.
+        """
+        try:
+            searcher = self._searchers.pop()
+        except IndexError:
+            searcher = self.ix.searcher()
+        try:
+            yield searcher
+        finally:
+            self._searchers.append(searcher)
+
+
+def _words_by_initial(ix: whoosh_index.Index) -> dict[str, tuple[list[str], list[float]]]:
+    """Every word of the `words` field with its frequency, grouped by first letter."""
+    groups: dict[str, tuple[list[str], list[float]]] = {}
+    with ix.reader() as reader:
+        for term, info in reader.iter_field("words"):
+            word = term.decode()
+            words, frequencies = groups.setdefault(word[0], ([], []))
+            words.append(word)
+            frequencies.append(info.weight())
+    return groups
+
+
+def _close_searchers(searchers: list[Searcher]) -> None:
+    for searcher in searchers:
+        searcher.close()
+
+
+def _open_whoosh(folder: Path) -> whoosh_index.Index:
+    # Files read, not mapped: a segment truncated under a worker must raise, not SIGBUS.
+    return FileStorage(str(folder), supports_mmap=False).open_index()
+
+
+def _read_passages(ix: whoosh_index.Index) -> list[Passage]:
+    """All stored passages by position (the index has no deletions)."""
+    with ix.reader() as reader:
+        return [
+            Passage(
+                source=fields["source"],
+                text=fields["text"],
+                **{
+                    **fields["location"],
+                    "sentences": tuple(map(tuple, fields["location"]["sentences"])),
+                },
+            )
+            for _, fields in reader.iter_docs()
+        ]
+
+
+def _read_links(folder: Path) -> list[list[Link]]:
+    rows = json.loads((folder / LINKS).read_text(encoding="utf-8"))
+    return [
+        [Link(other, similarity, copy, tuple(map(tuple, conflicts)))
+         for other, similarity, copy, conflicts in passage_links]
+        for passage_links in rows
+    ]  # fmt: skip
