@@ -3,7 +3,8 @@
 The build is the same for every engine: read the articles, split them into
 passages, analyse their terms (analysis.py), lay out postings and vectors,
 link passages that state the same facts; then the engine writes the result
-as a new generation (whoosh_store.write) and generations.py swaps it in.
+as a new generation and swaps it in (an `store.Engine`: whoosh_store.WhooshEngine,
+which keeps generations as folders, generations.py).
 """
 
 from __future__ import annotations
@@ -21,27 +22,16 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from . import whoosh_store
 from .analysis import ANALYSIS_VERSION, passage_tokens
 from .corpus import Article, read_corpus
 from .corroboration import link_passages
-from .generations import (
-    CURRENT_LINK,
-    INDEX_FORMAT,
-    build_lock,
-    check_manifest,
-    current_name,
-    new_generation,
-    read_current_manifest,
-    unavailable_unless_readable,
-    verified_manifest,
-    write_manifest,
-)
+from .generations import INDEX_FORMAT
 from .nearest import build_vector_index
 from .passages import Passage, repeated_lines, split_passages
 from .postings import build_postings
 from .semantic import MODEL_DIR, SentenceEncoder, model_id
-from .store import IndexUnavailable, PassageStore, PreparedIndex
+from .store import Engine, IndexUnavailable, PassageStore, PreparedIndex
+from .whoosh_store import WhooshEngine
 
 log = logging.getLogger(__name__)
 
@@ -67,44 +57,41 @@ class BuildReport:
     passages: int
 
 
+def engine_for(index: Engine | Path | str) -> Engine:
+    """The engine holding an index: as given, or the Whoosh folder at a path."""
+    return WhooshEngine(index) if isinstance(index, (Path, str)) else index
+
+
 def build_index(
-    seeds_dir: Path | str, index_dir: Path | str, *, force: bool = False
+    seeds_dir: Path | str, index: Engine | Path | str, *, force: bool = False
 ) -> BuildReport:
     """Index the articles of `seeds_dir` into a new generation and make it current.
 
-    Does nothing when the articles and the code that indexes them are unchanged
-    since the current generation, unless `force`. A failed build leaves the
-    current generation untouched.
+    `index` is an engine, or the folder of a Whoosh index. Does nothing when the
+    articles and the code that indexes them are unchanged since the current
+    generation, unless `force`. A failed build leaves the current generation
+    untouched.
     """
-    index_dir = Path(index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
+    engine = engine_for(index)
     articles = read_corpus(seeds_dir)
     if not articles:
         raise ValueError(f"no readable .txt or .md articles in {seeds_dir}")
     corpus_hash = _corpus_hash(articles)
     # Checked before taking the lock: an unchanged index needs no write, so a
     # read-only index folder (a container's baked index) can be "built" at start.
-    seen = current_name(index_dir)
-    if not force and (unchanged := _unchanged(index_dir, corpus_hash, len(articles))):
-        return unchanged
-    with build_lock(index_dir):
+    seen = engine.current_name()
+    if not force and (unchanged := engine.unchanged(corpus_hash)):
+        return BuildReport(unchanged[0], False, len(articles), unchanged[1])
+    with engine.build_lock():
         # Again only if another build swapped in a generation while this one waited.
         if (
             not force
-            and current_name(index_dir) != seen
-            and (unchanged := _unchanged(index_dir, corpus_hash, len(articles)))
+            and engine.current_name() != seen
+            and (unchanged := engine.unchanged(corpus_hash))
         ):
-            return unchanged
+            return BuildReport(unchanged[0], False, len(articles), unchanged[1])
         prepared = prepare(articles)
-        with new_generation(index_dir, corpus_hash) as (folder, name):
-            whoosh_store.write(folder, prepared)
-            manifest = {
-                "generation": name,
-                "corpus_hash": corpus_hash,
-                "passages": len(prepared.passages),
-                "sources": prepared.sources,
-            }
-            write_manifest(folder, manifest)
+        name = engine.publish(prepared, corpus_hash)
     return BuildReport(name, True, len(articles), len(prepared.passages))
 
 
@@ -152,19 +139,6 @@ def _embeddings(passages: list[Passage]):
     )
 
 
-def _unchanged(index_dir: Path, corpus_hash: str, articles: int) -> BuildReport | None:
-    """The current generation when it holds these articles and is intact, else None."""
-    current = read_current_manifest(index_dir)
-    if not current or current.get("corpus_hash") != corpus_hash:
-        return None
-    try:
-        check_manifest(index_dir / CURRENT_LINK, current)
-    except (OSError, ValueError) as exc:
-        log.warning("rebuilding the damaged current generation: %s", exc)
-        return None
-    return BuildReport(current["generation"], False, articles, current["passages"])
-
-
 def _corpus_hash(articles: list[Article]) -> str:
     """Fingerprint of everything that decides the index's content."""
     digest = hashlib.sha256(
@@ -185,18 +159,14 @@ def _code_digest() -> str:
     return digest.hexdigest()
 
 
-def open_generation(index_dir: Path | str) -> PassageStore:
-    """Open the current generation of `index_dir`, or raise IndexUnavailable."""
-    with unavailable_unless_readable(index_dir) as folder:
-        return whoosh_store.open_folder(folder, verified_manifest(folder))
+def open_generation(index: Engine | Path | str) -> PassageStore:
+    """Open the current generation of an index, or raise IndexUnavailable."""
+    return engine_for(index).open()
 
 
-def check_index(index_dir: Path | str) -> str:
-    """The current generation's name if its files open, else raise IndexUnavailable (cheap)."""
-    with unavailable_unless_readable(index_dir) as folder:
-        verified_manifest(folder)
-        whoosh_store.check_folder(folder)
-        return folder.name
+def check_index(index: Engine | Path | str) -> str:
+    """The current generation's name if it can be served, else raise IndexUnavailable (cheap)."""
+    return engine_for(index).check()
 
 
 class IndexHandle:
@@ -206,8 +176,8 @@ class IndexHandle:
     between processes. Each request takes the generation once from `generation()`.
     """
 
-    def __init__(self, index_dir: Path | str):
-        self.index_dir = Path(index_dir)
+    def __init__(self, index: Engine | Path | str):
+        self.engine = engine_for(index)
         self._lock = threading.Lock()
         self._generation: PassageStore | None = None
         self._checked_at = 0.0
@@ -228,7 +198,7 @@ class IndexHandle:
         generation before the damage and after it must agree on readiness, and
         the operator must see the fault (503 and one log line) and rebuild.
         """
-        current = current_name(self.index_dir)
+        current = self.engine.current_name()
         loaded = self._generation
         if loaded is not None and loaded.name == current:
             now = time.monotonic()
@@ -240,7 +210,7 @@ class IndexHandle:
         del loaded  # nothing here may keep the generation being replaced alive
         with self._lock:
             if self._generation is None or self._generation.name != current:
-                self._generation = open_generation(self.index_dir)
+                self._generation = self.engine.open()
                 self._damage, self._checked_at = None, time.monotonic()
                 _out_of_the_collector_s_sight()
             return self._generation

@@ -13,6 +13,7 @@ passage_count - 1, the order the build wrote them in); across generations by
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -103,3 +104,26 @@ class PassageStore(Protocol):
 
     def damage(self) -> str | None:
         """What makes this generation unfit to serve since it was opened, or None."""
+
+
+class Engine(Protocol):
+    """Where an engine keeps an index's generations: how they are written, swapped and opened."""
+
+    def current_name(self) -> str | None:
+        """The current generation's name (cheap: asked before every request), or None."""
+
+    def unchanged(self, corpus_hash: str) -> tuple[str, int] | None:
+        """The current generation's name and passage count if it was built from
+        `corpus_hash` and is intact, else None."""
+
+    def build_lock(self) -> AbstractContextManager[None]:
+        """One build at a time, across processes."""
+
+    def publish(self, prepared: PreparedIndex, corpus_hash: str) -> str:
+        """Write a new generation and make it current in one step; old ones go. Its name."""
+
+    def open(self) -> PassageStore:
+        """Open the current generation, or raise IndexUnavailable."""
+
+    def check(self) -> str:
+        """The current generation's name if it can be served, else raise IndexUnavailable."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import math
 import weakref
 from collections.abc import Iterator, Sequence
@@ -26,6 +27,7 @@ from whoosh.filedb.filestore import FileStorage
 from whoosh.query import Or, Term
 from whoosh.searching import Searcher
 
+from . import generations
 from .analysis import ANALYZER, WORDS_ANALYZER
 from .corroboration import Link
 from .generations import file_stats
@@ -34,8 +36,9 @@ from .passages import Passage, Token
 from .postings import Postings
 from .results import SourceDocument
 from .semantic import SentenceEncoder, write_encoder
-from .store import PreparedIndex
+from .store import PassageStore, PreparedIndex
 
+log = logging.getLogger(__name__)
 LINKS = "links.json"
 SENTENCE_VECTORS = "sentence-vectors.npy"
 CORRECTION_CACHE_WORDS = 20_000
@@ -48,6 +51,59 @@ SCHEMA = Schema(
     # Offsets and sentence spans, read back into memory when a generation opens.
     location=STORED,
 )
+
+
+class WhooshEngine:
+    """Generations as folders under `index_dir` (an `store.Engine`)."""
+
+    def __init__(self, index_dir: Path | str):
+        self.index_dir = Path(index_dir)
+
+    def current_name(self) -> str | None:
+        """The current generation's name, or None."""
+        return generations.current_name(self.index_dir)
+
+    def unchanged(self, corpus_hash: str) -> tuple[str, int] | None:
+        """The current generation's name and passages if built from `corpus_hash` and intact."""
+        current = generations.read_current_manifest(self.index_dir)
+        if not current or current.get("corpus_hash") != corpus_hash:
+            return None
+        try:
+            generations.check_manifest(self.index_dir / generations.CURRENT_LINK, current)
+        except (OSError, ValueError) as exc:
+            log.warning("rebuilding the damaged current generation: %s", exc)
+            return None
+        return current["generation"], current["passages"]
+
+    def build_lock(self):
+        """One build at a time per index folder, across processes."""
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        return generations.build_lock(self.index_dir)
+
+    def publish(self, prepared: PreparedIndex, corpus_hash: str) -> str:
+        """Write a new generation folder beside the current one and swap it in."""
+        with generations.new_generation(self.index_dir, corpus_hash) as (folder, name):
+            write(folder, prepared)
+            manifest = {
+                "generation": name,
+                "corpus_hash": corpus_hash,
+                "passages": len(prepared.passages),
+                "sources": prepared.sources,
+            }
+            generations.write_manifest(folder, manifest)
+        return name
+
+    def open(self) -> PassageStore:
+        """Open the current generation, or raise IndexUnavailable."""
+        with generations.unavailable_unless_readable(self.index_dir) as folder:
+            return open_folder(folder, generations.verified_manifest(folder))
+
+    def check(self) -> str:
+        """The current generation's name if its files open, else raise IndexUnavailable."""
+        with generations.unavailable_unless_readable(self.index_dir) as folder:
+            generations.verified_manifest(folder)
+            _open_whoosh(folder).doc_count()
+            return folder.name
 
 
 def write(folder: Path, prepared: PreparedIndex) -> None:
@@ -105,11 +161,6 @@ def open_folder(folder: Path, manifest: dict) -> WhooshGeneration:
         folder,
         stats,
     )
-
-
-def check_folder(folder: Path) -> None:
-    """Raise unless Whoosh can open the index in `folder` (cheap: no passage is read)."""
-    _open_whoosh(folder).doc_count()
 
 
 @dataclass
