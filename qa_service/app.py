@@ -19,7 +19,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import api, health, observability, openapi, web
 from .cache import AnswerCache
 from .config import load_config
-from .index import IndexHandle
+from .index import IndexHandle, configured_engine
 from .schemas import ErrorSchema
 from .serving import INDEX_UNAVAILABLE, log_index_unavailable
 from .store import IndexUnavailable
@@ -55,7 +55,7 @@ def create_app(config: Mapping | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
     # Nothing is opened here: each gunicorn worker opens the index after the fork
     # (post_worker_init in gunicorn_conf), or on its first request.
-    app.extensions["qa_index"] = IndexHandle(app.config["INDEX_DIR"])
+    app.extensions["qa_index"] = IndexHandle(configured_engine(app.config))
     # Keyed on the index generation, so a rebuild never serves a stale answer.
     app.extensions["qa_answer_cache"] = AnswerCache(
         app.config["ANSWER_CACHE_SIZE"], app.config["ANSWER_CACHE_BYTES"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -32,9 +33,34 @@ def _folder_option(flag: str, name: str, variable: str, default: str, what: str)
 _seeds_option = _folder_option(
     "--seeds", "seeds_dir", "QA_SEEDS", DEFAULTS["SEEDS_DIR"], "Folder of UTF-8 .txt/.md articles"
 )
-_index_option = _folder_option(
-    "--index", "index_dir", "QA_INDEX", DEFAULTS["INDEX_DIR"], "Index folder"
+_folder = _folder_option("--index", "index_dir", "QA_INDEX", DEFAULTS["INDEX_DIR"], "Index folder")
+_backend = click.option(
+    "--backend",
+    envvar="QA_BACKEND",
+    default=DEFAULTS["BACKEND"],
+    show_default=True,
+    type=click.Choice(["whoosh", "postgres"]),
+    help="Where the index lives (env QA_BACKEND).",
 )
+_database_url = click.option(
+    "--database-url",
+    envvar="QA_DATABASE_URL",
+    default=DEFAULTS["DATABASE_URL"],
+    help="PostgreSQL URL for --backend postgres (env QA_DATABASE_URL).",
+)
+
+
+def _index_option(command):
+    """--index, --backend and --database-url, passed on as one `engine` argument."""
+
+    @functools.wraps(command)
+    def with_engine(*args, index_dir: Path, backend: str, database_url: str, **kwargs):
+        from .index import configured_engine
+
+        config = {"INDEX_DIR": index_dir, "BACKEND": backend, "DATABASE_URL": database_url}
+        return command(*args, engine=configured_engine(config), **kwargs)
+
+    return _folder(_backend(_database_url(with_engine)))
 
 
 @click.group()
@@ -49,12 +75,12 @@ def main() -> None:
 @_seeds_option
 @_index_option
 @click.option("--force", is_flag=True, help="Rebuild even when nothing changed.")
-def index(seeds_dir: Path, index_dir: Path, force: bool) -> None:
+def index(seeds_dir: Path, engine, force: bool) -> None:
     """Build the index of passages (skipped when the articles are unchanged)."""
     from .index import build_index
 
     try:
-        report = build_index(seeds_dir, index_dir, force=force)
+        report = build_index(seeds_dir, engine, force=force)
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     if report.built:
@@ -71,7 +97,7 @@ def index(seeds_dir: Path, index_dir: Path, force: bool) -> None:
 @click.option("--k", default=5, show_default=True, type=click.IntRange(1, 50), help="Passages.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON response.")
 @_index_option
-def ask(question: str, url: str | None, k: int, as_json: bool, index_dir: Path) -> None:
+def ask(question: str, url: str | None, k: int, as_json: bool, engine) -> None:
     """Answer QUESTION with cited passages."""
     from marshmallow import ValidationError
 
@@ -81,7 +107,7 @@ def ask(question: str, url: str | None, k: int, as_json: bool, index_dir: Path) 
         question = AskRequestSchema().load({"question": question, "k": k})["question"]
     except ValidationError as exc:
         raise click.BadParameter(str(exc.messages["question"][0]), param_hint="QUESTION") from exc
-    answers = _ask_remote(url, question, k) if url else _ask_local(index_dir, question, k)
+    answers = _ask_remote(url, question, k) if url else _ask_local(engine, question, k)
     if as_json:
         from .schemas import AnswersSchema
 
@@ -116,9 +142,7 @@ def serve(gunicorn_args: tuple[str, ...]) -> None:
 )
 @_seeds_option
 @_index_option
-def evaluate_command(
-    url: str | None, questions: Path, k: int, match: str, seeds_dir: Path, index_dir: Path
-):
+def evaluate_command(url: str | None, questions: Path, k: int, match: str, seeds_dir: Path, engine):
     """Score answers against questions with gold spans; print the report as JSON."""
     from .corpus import read_corpus
     from .evaluation import evaluate, load_questions
@@ -130,7 +154,7 @@ def evaluate_command(
         with QAClient(url, timeout=30) as client:
             report = evaluate(client.ask, load_questions(questions), texts, k, match)
     else:
-        generation = _open_local(index_dir)
+        generation = _open_local(engine)
         from .search import ask as local_ask
 
         report = evaluate(
@@ -157,20 +181,20 @@ def format_answers(answers: Answers) -> str:
     return "\n".join(lines).rstrip()
 
 
-def _open_local(index_dir: Path):
+def _open_local(engine):
     from .index import open_generation
     from .store import IndexUnavailable
 
     try:
-        return open_generation(index_dir)
+        return open_generation(engine)
     except IndexUnavailable as exc:
         raise click.ClickException(str(exc)) from exc
 
 
-def _ask_local(index_dir: Path, question: str, k: int) -> Answers:
+def _ask_local(engine, question: str, k: int) -> Answers:
     from .search import ask as local_ask
 
-    return local_ask(_open_local(index_dir), question, k=k)
+    return local_ask(_open_local(engine), question, k=k)
 
 
 def _ask_remote(url: str, question: str, k: int) -> Answers:

@@ -8,6 +8,9 @@ from collections.abc import Mapping
 DEFAULTS = {
     "SEEDS_DIR": "seeds",
     "INDEX_DIR": "index",
+    # Where the index lives: "whoosh" (files under INDEX_DIR) or "postgres" (DATABASE_URL).
+    "BACKEND": "whoosh",
+    "DATABASE_URL": "",
     # Requests to /api are small JSON documents; anything bigger is refused with 413.
     "MAX_CONTENT_LENGTH": 16 * 1024,
     # Finished answers kept per worker process (0 turns the cache off), and the most
@@ -26,6 +29,8 @@ DEFAULTS = {
 ENVIRONMENT = {
     "QA_SEEDS": "SEEDS_DIR",
     "QA_INDEX": "INDEX_DIR",
+    "QA_BACKEND": "BACKEND",
+    "QA_DATABASE_URL": "DATABASE_URL",
     "QA_MAX_BODY_BYTES": "MAX_CONTENT_LENGTH",
     "QA_ANSWER_CACHE_SIZE": "ANSWER_CACHE_SIZE",
     "QA_PROXY_HOPS": "PROXY_HOPS",

@@ -65,11 +65,13 @@ def when_ready(server):
     """Say in one line at start-up when there is no usable index; the service still
     starts, answers /healthz and reports 503 on /readyz until one is built."""
     from qa_service.config import load_config
-    from qa_service.index import check_index
+    from qa_service.index import check_index, configured_engine
     from qa_service.store import IndexUnavailable
 
     try:
-        server.log.info("serving index generation %s", check_index(load_config()["INDEX_DIR"]))
+        server.log.info(
+            "serving index generation %s", check_index(configured_engine(load_config()))
+        )
     except IndexUnavailable as exc:
         server.log.error("%s", exc)
 

@@ -18,6 +18,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -55,6 +56,18 @@ class BuildReport:
     built: bool
     articles: int
     passages: int
+
+
+def configured_engine(config: Mapping) -> Engine:
+    """The engine the settings name: BACKEND "whoosh" (INDEX_DIR) or "postgres" (DATABASE_URL)."""
+    if config["BACKEND"] == "postgres":
+        # psycopg is needed only here: the `postgres` extra of the package.
+        from .postgres_store import PostgresEngine
+
+        return PostgresEngine(config["DATABASE_URL"])
+    if config["BACKEND"] != "whoosh":
+        raise ValueError(f"unknown backend {config['BACKEND']!r}: whoosh or postgres")
+    return WhooshEngine(config["INDEX_DIR"])
 
 
 def engine_for(index: Engine | Path | str) -> Engine:

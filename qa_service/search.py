@@ -86,7 +86,7 @@ def candidates(
     ]
     # A heading names a topic and states no fact: it answers only a question for a
     # name, date or number it holds (a byline, a dateline, "18 Sources").
-    return [c for c in found if c.position not in generation.headings or c.entities]
+    return [c for c in found if not c.passage.heading or c.entities]
 
 
 def _similarities(generation, positions: list[int], vector: np.ndarray) -> dict[int, float]:
@@ -134,7 +134,7 @@ def _candidate(generation, position, question, asked, bm25, similarity, neighbou
         similarity=similarity,
         neighbour_similarity=neighbour,
         missing_rarest=max(missing, default=0.0) / generation.max_idf,
-        heading=float(position in generation.headings),
+        heading=float(passage.heading),
         log_length=math.log(len(passage.text)),
     )
     entities = [

@@ -49,7 +49,6 @@ class PassageStore(Protocol):
     sources: Mapping[str, SourceDocument]  # the article texts citations quote, by name
     passages: Sequence[Passage]  # by position
     links: Sequence[Sequence[Link]]  # by position: passages of other sources stating the same
-    headings: frozenset[int]  # positions of titles, headings and bylines
 
     @property
     def passage_count(self) -> int:

@@ -196,8 +196,6 @@ class WhooshGeneration:
         self._searchers: list[Searcher] = []
         weakref.finalize(self, _close_searchers, self._searchers)
         self.sentence_rows = np.cumsum([0] + [len(p.sentences) for p in self.passages]).tolist()
-        # Titles, headings and bylines: passages of their own, ranked on their own terms.
-        self.headings = frozenset(d for d, passage in enumerate(self.passages) if passage.heading)
         # By position, for filtering the nearest passages by source without a loop.
         self.passage_sources = np.array([passage.source for passage in self.passages])
 

@@ -1,0 +1,598 @@
+"""The PostgreSQL engine: a generation as tables in a schema of its own, read per question.
+
+A build writes the prepared index into a new schema (`gen_…`), then makes it
+current in one transaction (the `qa_current` row) and drops all but the
+newest GENERATIONS_KEPT. Workers keep nothing of the corpus: a question reads
+its terms' champion lists, its candidates' rows and the vectors of the
+clusters it probes, through bounded caches.
+
+The same analysis, postings and vectors as the Whoosh engine are stored
+(terms as the service's own analysed term ids, not PostgreSQL's text search
+configuration), so both engines score passages alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import DamerauLevenshtein
+
+from .analysis import WORD
+from .corroboration import Link
+from .generations import GENERATIONS_KEPT
+from .passages import Passage, Token
+from .postings import BM25_B, BM25_K1
+from .results import SourceDocument
+from .semantic import DIMENSIONS, MODEL_DIR, SentenceEncoder
+from .store import IndexUnavailable, PassageStore, PreparedIndex
+
+# Rows kept per worker between questions: passages, sources and corrections.
+CACHED_PASSAGES = 4096
+CACHED_SOURCES = 64
+CACHED_CLUSTERS = 64
+# Passages a question meets by meaning (as nearest.PROBED).
+PROBED = 10_000
+_LOCK_KEY = 0x51415F42  # pg_advisory_lock key of builds ("QA_B")
+
+_PUBLIC_SCHEMA = """
+CREATE TABLE IF NOT EXISTS qa_generations (
+    name text PRIMARY KEY, corpus_hash text NOT NULL, passages integer NOT NULL,
+    built_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS qa_current (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    name text NOT NULL REFERENCES qa_generations (name));
+"""
+_GENERATION_SCHEMA = """
+CREATE TABLE {s}.passages (
+    position integer PRIMARY KEY, id text NOT NULL, source text NOT NULL,
+    start integer NOT NULL, "end" integer NOT NULL, text text NOT NULL,
+    byte_start integer NOT NULL, byte_end integer NOT NULL,
+    line_start integer NOT NULL, line_end integer NOT NULL,
+    sentences jsonb NOT NULL, heading boolean NOT NULL,
+    terms integer[] NOT NULL, starts integer[] NOT NULL, ends integer[] NOT NULL,
+    vector bytea NOT NULL, sentence_vectors bytea NOT NULL, cluster integer NOT NULL,
+    links jsonb NOT NULL);
+CREATE TABLE {s}.champions (term integer NOT NULL, position integer NOT NULL,
+    score double precision NOT NULL);
+CREATE TABLE {s}.terms (term text PRIMARY KEY, id integer NOT NULL,
+    idf double precision NOT NULL);
+CREATE TABLE {s}.words (word text PRIMARY KEY, frequency double precision NOT NULL);
+CREATE TABLE {s}.sources (name text PRIMARY KEY, title text, publisher text, date text,
+    url text, passages integer NOT NULL, text text NOT NULL, ordinal integer NOT NULL);
+CREATE TABLE {s}.facts (key text PRIMARY KEY, value jsonb NOT NULL);
+CREATE TABLE {s}.centres (cluster integer PRIMARY KEY, vector bytea NOT NULL);
+"""
+_GENERATION_INDEXES = """
+CREATE INDEX ON {s}.champions (term);
+CREATE UNIQUE INDEX ON {s}.passages (id);
+CREATE INDEX ON {s}.passages (cluster);
+CREATE INDEX ON {s}.passages (source);
+CREATE INDEX ON {s}.passages USING gin (terms);
+CREATE INDEX ON {s}.words (word text_pattern_ops);
+"""
+
+
+def _connect(url: str):
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True)
+
+
+def _schema(name: str) -> str:
+    # Generation names are made by generations.new_generation's pattern: safe as identifiers.
+    return name.lower().replace("-", "_")
+
+
+class PostgresEngine:
+    """Generations as schemas of one database (an `store.Engine`)."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def current_name(self) -> str | None:
+        """The current generation's name, or None (and None when the database is down)."""
+        try:
+            with _connect(self.url) as connection:
+                return _current(connection)
+        except Exception:  # an unreachable database serves nothing: opening will say why
+            return None
+
+    def unchanged(self, corpus_hash: str) -> tuple[str, int] | None:
+        """The current generation's name and passages if built from `corpus_hash`."""
+        with _connect(self.url) as connection:
+            connection.execute(_PUBLIC_SCHEMA)
+            row = connection.execute(
+                "SELECT g.name, g.passages FROM qa_current c JOIN qa_generations g USING (name)"
+                " WHERE g.corpus_hash = %s",
+                (corpus_hash,),
+            ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    @contextlib.contextmanager
+    def build_lock(self) -> Iterator[None]:
+        """One build at a time per database (a session advisory lock)."""
+        with _connect(self.url) as connection:
+            connection.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+            try:
+                yield
+            finally:
+                connection.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+
+    def publish(self, prepared: PreparedIndex, corpus_hash: str) -> str:
+        """Write a new schema, then make it current and drop old ones in one transaction."""
+        from datetime import UTC, datetime
+
+        name = f"gen-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{corpus_hash[:8]}"
+        schema = _schema(name)
+        with _connect(self.url) as connection:
+            connection.execute(_PUBLIC_SCHEMA)
+            try:
+                with connection.transaction():
+                    connection.execute(f"CREATE SCHEMA {schema}")
+                    connection.execute(_GENERATION_SCHEMA.format(s=schema))
+                    _write(connection, schema, prepared)
+                    connection.execute(_GENERATION_INDEXES.format(s=schema))
+            except BaseException:
+                connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+                raise
+            with connection.transaction():
+                connection.execute(
+                    "INSERT INTO qa_generations (name, corpus_hash, passages) VALUES (%s, %s, %s)",
+                    (name, corpus_hash, len(prepared.passages)),
+                )
+                connection.execute(
+                    "INSERT INTO qa_current (name) VALUES (%s)"
+                    " ON CONFLICT (only_row) DO UPDATE SET name = excluded.name",
+                    (name,),
+                )
+                old = connection.execute(
+                    "SELECT name FROM qa_generations ORDER BY name DESC OFFSET %s",
+                    (GENERATIONS_KEPT,),
+                ).fetchall()
+                for (old_name,) in old:
+                    connection.execute(f"DROP SCHEMA IF EXISTS {_schema(old_name)} CASCADE")
+                    connection.execute("DELETE FROM qa_generations WHERE name = %s", (old_name,))
+        return name
+
+    def open(self) -> PassageStore:
+        """Open the current generation, or raise IndexUnavailable."""
+        try:
+            connection = _connect(self.url)
+            name = _current(connection)
+        except Exception as exc:
+            raise IndexUnavailable(f"database unreachable ({exc})") from exc
+        if name is None:
+            raise IndexUnavailable("no index in the database: run `qa-service index`")
+        return PostgresGeneration(name, connection)
+
+    def check(self) -> str:
+        """The current generation's name if the database serves it, else raise."""
+        generation = self.open()
+        generation.close()
+        return generation.name
+
+
+def _current(connection) -> str | None:
+    exists = connection.execute("SELECT to_regclass('qa_current')").fetchone()[0]
+    if exists is None:
+        return None
+    row = connection.execute("SELECT name FROM qa_current").fetchone()
+    return row[0] if row else None
+
+
+def _write(connection, schema: str, prepared: PreparedIndex) -> None:
+    """Copy every table of a prepared index into `schema`."""
+    postings, vectors = prepared.postings, prepared.vectors
+    cluster_of = np.zeros(len(prepared.passages), dtype=np.int64)
+    for cluster in range(len(vectors.cluster_rows) - 1):
+        rows = vectors.order[vectors.cluster_rows[cluster] : vectors.cluster_rows[cluster + 1]]
+        cluster_of[rows] = cluster
+    sentence_rows = np.cumsum([0] + [len(p.sentences) for p in prepared.passages])
+    with connection.cursor() as cursor:
+        with cursor.copy(
+            f'COPY {schema}.passages (position, id, source, start, "end", text, byte_start,'
+            " byte_end, line_start, line_end, sentences, heading, terms, starts, ends, vector,"
+            " sentence_vectors, cluster, links) FROM STDIN"
+        ) as copy:
+            for position, passage in enumerate(prepared.passages):
+                terms, starts, ends = postings.token_columns(position)
+                links = [
+                    [link.other, round(link.similarity, 4), link.near_copy, link.conflicts]
+                    for link in prepared.links[position]
+                ]
+                copy.write_row((
+                    position, passage.id, passage.source, passage.start, passage.end,
+                    passage.text, passage.byte_start, passage.byte_end, passage.line_start,
+                    passage.line_end, json.dumps(passage.sentences), passage.heading,
+                    terms, starts, ends,
+                    vectors.vectors[vectors.position[position]].astype(np.float32).tobytes(),
+                    prepared.sentence_vectors[
+                        sentence_rows[position] : sentence_rows[position + 1]
+                    ].astype(np.float32).tobytes(),
+                    int(cluster_of[position]), json.dumps(links),
+                ))  # fmt: skip
+        with cursor.copy(f"COPY {schema}.champions (term, position, score) FROM STDIN") as copy:
+            for term in range(len(postings.vocabulary)):
+                first, last = postings.champion_rows[term], postings.champion_rows[term + 1]
+                for position, score in zip(
+                    postings.champion_passages[first:last].tolist(),
+                    postings.champion_scores[first:last].tolist(),
+                    strict=True,
+                ):
+                    copy.write_row((term, position, score))
+        with cursor.copy(f"COPY {schema}.terms (term, id, idf) FROM STDIN") as copy:
+            for term_id, term in enumerate(postings.vocabulary):
+                copy.write_row((term, term_id, float(postings.idf[term_id])))
+        with cursor.copy(f"COPY {schema}.words (word, frequency) FROM STDIN") as copy:
+            for word, frequency in _word_frequencies(prepared.passages).items():
+                copy.write_row((word, frequency))
+        with cursor.copy(
+            f"COPY {schema}.sources (name, title, publisher, date, url, passages, text, ordinal)"
+            " FROM STDIN"
+        ) as copy:
+            for ordinal, source in enumerate(prepared.sources):
+                copy.write_row((
+                    source["name"], source["title"], source["publisher"], source["date"],
+                    source["url"], source["passages"], source["text"], ordinal,
+                ))  # fmt: skip
+        with cursor.copy(f"COPY {schema}.centres (cluster, vector) FROM STDIN") as copy:
+            for cluster, centre in enumerate(vectors.centres):
+                copy.write_row((cluster, centre.astype(np.float32).tobytes()))
+        lengths = np.diff(postings.token_rows)
+        facts = {
+            "passages": len(prepared.passages),
+            "clusters": len(vectors.cluster_rows) - 1,
+            "mean_length": float(lengths.mean()) if len(lengths) else 1.0,
+        }
+        for key, value in facts.items():
+            cursor.execute(
+                f"INSERT INTO {schema}.facts (key, value) VALUES (%s, %s)", (key, json.dumps(value))
+            )
+
+
+def _word_frequencies(passages: Sequence[Passage]) -> dict[str, float]:
+    """Every word as written (lower-cased), with how often the passages use it."""
+    counts: dict[str, float] = {}
+    for passage in passages:
+        for word in WORD.findall(passage.text.lower()):
+            counts[word] = counts.get(word, 0.0) + 1.0
+    return counts
+
+
+class _Bounded(OrderedDict):
+    """A least-recently-used mapping of at most `size` entries."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def remember(self, key, value):
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+        return value
+
+
+class PostgresGeneration:
+    """One generation in the database (a `store.PassageStore`); rows are read when asked for."""
+
+    def __init__(self, name: str, connection):
+        self.name = name
+        self._connection = connection
+        self._schema = _schema(name)
+        # One connection per worker: psycopg connections are not for two queries at once.
+        self._lock = threading.Lock()
+        facts = dict(self._query(f"SELECT key, value FROM {self._schema}.facts"))
+        self._count = int(facts["passages"])
+        self._mean_length = float(facts["mean_length"])
+        centres = self._query(f"SELECT vector FROM {self._schema}.centres ORDER BY cluster")
+        self._centres = np.array(
+            [np.frombuffer(row[0], dtype=np.float32) for row in centres], dtype=np.float32
+        ).reshape(len(centres), DIMENSIONS)
+        self._clusters = int(facts["clusters"])
+        self._rows = _Bounded(CACHED_PASSAGES)
+        self._cluster_vectors = _Bounded(CACHED_CLUSTERS)
+        self.passages = _Rows(self, "passage")
+        self.links = _Rows(self, "links")
+        self.sources = _Sources(self)
+        self.encoder = SentenceEncoder(MODEL_DIR)
+        # Per instance, so a replaced generation takes its caches with it.
+        self.correction = functools.lru_cache(maxsize=20_000)(self._correction)
+        self._term = functools.lru_cache(maxsize=20_000)(self._read_term)
+
+    def close(self) -> None:
+        """Let go of the connection."""
+        self._connection.close()
+
+    def _query(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple]:
+        try:
+            with self._lock:
+                return self._connection.execute(sql, parameters).fetchall()
+        except Exception as exc:
+            raise IndexUnavailable(f"database query failed ({exc})") from exc
+
+    @property
+    def passage_count(self) -> int:
+        """How many passages the generation holds."""
+        return self._count
+
+    @property
+    def max_idf(self) -> float:
+        """The idf of a term no passage holds (Whoosh's formula with a frequency of 0)."""
+        return math.log(self._count) + 1
+
+    def _row(self, position: int) -> dict:
+        if position in self._rows:
+            self._rows.move_to_end(position)
+            return self._rows[position]
+        self._fetch([position])
+        return self._rows[position]
+
+    def _fetch(self, positions: Sequence[int]) -> None:
+        """Read the rows of the passages not cached yet, in one query."""
+        wanted = [p for p in dict.fromkeys(positions) if p not in self._rows]
+        if not wanted:
+            return
+        rows = self._query(
+            'SELECT position, id, source, start, "end", text, byte_start, byte_end, line_start,'
+            " line_end, sentences, heading, terms, starts, ends, vector, sentence_vectors, links"
+            f" FROM {self._schema}.passages WHERE position = ANY(%s)",
+            (wanted,),
+        )
+        for row in rows:
+            position, _, source, start, end, text, *located = row[:10]
+            sentences, heading, terms, starts, ends, vector, sentence_vectors, links = row[10:]
+            passage = Passage(
+                source=source, start=start, end=end, text=text, byte_start=located[0],
+                byte_end=located[1], line_start=located[2], line_end=located[3],
+                sentences=tuple(map(tuple, sentences)), heading=heading,
+            )  # fmt: skip
+            self._rows.remember(
+                position,
+                {
+                    "passage": passage,
+                    "columns": (terms, starts, ends),
+                    "vector": np.frombuffer(vector, dtype=np.float32),
+                    "sentences": np.frombuffer(sentence_vectors, dtype=np.float32).reshape(
+                        -1, DIMENSIONS
+                    ),
+                    "links": [
+                        Link(other, similarity, copy, tuple(map(tuple, conflicts)))
+                        for other, similarity, copy, conflicts in links
+                    ],
+                },
+            )
+
+    def position_of(self, passage_id: str) -> int | None:
+        """The position of the passage with this stable id, or None."""
+        rows = self._query(
+            f"SELECT position FROM {self._schema}.passages WHERE id = %s", (passage_id,)
+        )
+        return rows[0][0] if rows else None
+
+    def _read_term(self, term: str) -> tuple[int, float] | None:
+        rows = self._query(f"SELECT id, idf FROM {self._schema}.terms WHERE term = %s", (term,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def term_idf(self, term: str) -> float:
+        """The idf of an analysed term; a term the corpus lacks weighs most."""
+        found = self._term(term)
+        return found[1] if found else self.max_idf
+
+    def term_ids(self, terms: Sequence[str]) -> dict[int, str]:
+        """The ids of the terms the store holds."""
+        return {found[0]: term for term in terms if (found := self._term(term))}
+
+    def token_columns(self, position: int) -> tuple[list[int], list[int], list[int]]:
+        """A passage's analysed terms as term ids, with their words' source offsets."""
+        return self._row(position)["columns"]
+
+    def token_idf(self, term_ids: Sequence[int]) -> list[float]:
+        """The idf of each term id."""
+        wanted = sorted(set(term_ids))
+        idf = dict(
+            self._query(f"SELECT id, idf FROM {self._schema}.terms WHERE id = ANY(%s)", (wanted,))
+        )
+        return [idf[term] for term in term_ids]
+
+    def tokens(self, position: int) -> tuple[Token, ...]:
+        """A passage's analysed terms with the source offsets of their words."""
+        terms, starts, ends = self.token_columns(position)
+        names = dict(
+            self._query(
+                f"SELECT id, term FROM {self._schema}.terms WHERE id = ANY(%s)",
+                (sorted(set(terms)),),
+            )
+        )
+        return tuple(
+            Token(names[term], start, end)
+            for term, start, end in zip(terms, starts, ends, strict=True)
+        )
+
+    def best_passages(
+        self, terms: Sequence[str], limit: int, sources: Sequence[str] | None = None
+    ) -> dict[int, float]:
+        """Up to `limit` passages by BM25 over `terms`; within `sources`, over every posting."""
+        ids = {found[0]: found[1] for term in terms if (found := self._term(term))}
+        if not ids:
+            return {}
+        if not sources:
+            rows = self._query(
+                f"SELECT position, sum(score) AS total FROM {self._schema}.champions"
+                " WHERE term = ANY(%s) GROUP BY position ORDER BY total DESC, position LIMIT %s",
+                (list(ids), limit),
+            )
+            return {position: total for position, total in rows}
+        rows = self._query(
+            f"SELECT position, terms FROM {self._schema}.passages"
+            " WHERE source = ANY(%s) AND terms && %s::integer[]",
+            (list(sources), list(ids)),
+        )
+        from whoosh.util.numeric import byte_to_length, length_to_byte
+
+        scores = {}
+        for position, passage_terms in rows:
+            length = byte_to_length(length_to_byte(len(passage_terms))) / self._mean_length
+            norm = BM25_K1 * (1 - BM25_B + BM25_B * length)
+            scores[position] = sum(
+                idf * tf * (BM25_K1 + 1) / (tf + norm)
+                for term, idf in ids.items()
+                if (tf := passage_terms.count(term))
+            )
+        best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
+        return dict(best)
+
+    def encode_question(self, question: str) -> np.ndarray:
+        """A question's unit-length embedding."""
+        return self.encoder.encode([question])[0]
+
+    def _vectors_of_clusters(self, clusters: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        missing = [c for c in clusters if c not in self._cluster_vectors]
+        if missing:
+            rows = self._query(
+                f"SELECT cluster, position, vector FROM {self._schema}.passages"
+                " WHERE cluster = ANY(%s) ORDER BY cluster, position",
+                (missing,),
+            )
+            grouped: dict[int, tuple[list, list]] = {c: ([], []) for c in missing}
+            for cluster, position, vector in rows:
+                grouped[cluster][0].append(position)
+                grouped[cluster][1].append(np.frombuffer(vector, dtype=np.float32))
+            for cluster, (positions, vectors) in grouped.items():
+                self._cluster_vectors.remember(
+                    cluster,
+                    (
+                        np.array(positions, dtype=np.int64),
+                        np.array(vectors, dtype=np.float32).reshape(len(vectors), DIMENSIONS),
+                    ),
+                )
+        parts = [self._cluster_vectors[c] for c in clusters]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def nearest(
+        self, vector: np.ndarray, limit: int, sources: Sequence[str] | None = None
+    ) -> list[int]:
+        """The positions of up to `limit` passages nearest in meaning, best first."""
+        if len(self._centres):
+            order = np.argsort(-(self._centres @ vector))
+            clusters = order[: max(1, round(len(order) * PROBED / self._count))].tolist()
+        else:
+            clusters = [0]
+        positions, vectors = self._vectors_of_clusters(clusters)
+        if sources:
+            allowed = {
+                row[0]
+                for row in self._query(
+                    f"SELECT position FROM {self._schema}.passages WHERE source = ANY(%s)",
+                    (list(sources),),
+                )
+            }
+            keep = np.array([p in allowed for p in positions.tolist()], dtype=bool)
+            positions, vectors = positions[keep], vectors[keep]
+        similarity = vectors @ vector
+        best = np.lexsort((positions, -similarity))[:limit]
+        return positions[best].tolist()
+
+    def similarity(self, positions: Sequence[int], vector: np.ndarray) -> np.ndarray:
+        """The cosine of `vector` with each passage's embedding."""
+        self._fetch(positions)
+        return np.array([self._row(p)["vector"] @ vector for p in positions], dtype=np.float32)
+
+    def sentence_similarity(self, position: int, vector: np.ndarray) -> list[float]:
+        """The cosine of `vector` with each of a passage's sentences, in order."""
+        return (self._row(position)["sentences"] @ vector).tolist()
+
+    def uses_word(self, word: str) -> bool:
+        """Whether the articles use a lower-cased word as written."""
+        return bool(self._query(f"SELECT 1 FROM {self._schema}.words WHERE word = %s", (word,)))
+
+    def _correction(self, word: str) -> str | None:
+        """The articles' closest word to one they lack (as WhooshGeneration's)."""
+        if self.uses_word(word):
+            return None
+        rows = self._query(
+            f"SELECT word, frequency FROM {self._schema}.words WHERE word LIKE %s"
+            " AND length(word) BETWEEN %s AND %s",
+            (word[0] + "%", len(word) - 2, len(word) + 2),
+        )
+        words = [row[0] for row in rows]
+        frequencies = [row[1] for row in rows]
+        matches = process.extract(
+            word,
+            words,
+            scorer=DamerauLevenshtein.distance,
+            score_cutoff=1 if len(word) < 7 else 2,
+            limit=None,
+        )
+        if not matches:
+            return None
+        _, _, best = min(matches, key=lambda match: (match[1], -frequencies[match[2]], match[0]))
+        return words[best]
+
+    def damage(self) -> str | None:
+        """Whether the database still serves this generation."""
+        try:
+            self._query("SELECT 1")
+        except IndexUnavailable as exc:
+            return str(exc)
+        return None
+
+
+class _Rows(Sequence):
+    """A field of every passage's row, by position, read when asked for."""
+
+    def __init__(self, generation: PostgresGeneration, field: str):
+        self._generation, self._field = generation, field
+
+    def __len__(self) -> int:
+        return self._generation.passage_count
+
+    def __getitem__(self, position):
+        if not 0 <= position < len(self):
+            raise IndexError(position)
+        return self._generation._row(position)[self._field]
+
+
+class _Sources(Mapping):
+    """The articles by name, their texts read when asked for (a bounded cache)."""
+
+    def __init__(self, generation: PostgresGeneration):
+        self._generation = generation
+        self._cache = _Bounded(CACHED_SOURCES)
+
+    def _names(self) -> list[str]:
+        schema = self._generation._schema
+        return [row[0] for row in self._generation._query(
+            f"SELECT name FROM {schema}.sources ORDER BY ordinal"
+        )]  # fmt: skip
+
+    def __getitem__(self, name: str) -> SourceDocument:
+        if name in self._cache:
+            return self._cache[name]
+        schema = self._generation._schema
+        rows = self._generation._query(
+            f"SELECT name, title, publisher, date, url, passages, text FROM {schema}.sources"
+            " WHERE name = %s",
+            (name,),
+        )
+        if not rows:
+            raise KeyError(name)
+        fields = dict(zip(("name", "title", "publisher", "date", "url", "passages", "text"),
+                          rows[0], strict=True))  # fmt: skip
+        return self._cache.remember(name, SourceDocument(**fields))
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
