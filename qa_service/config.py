@@ -11,6 +11,8 @@ DEFAULTS = {
     # Where the index lives: "whoosh" (files under INDEX_DIR) or "postgres" (DATABASE_URL).
     "BACKEND": "whoosh",
     "DATABASE_URL": "",
+    # postgres_fdw servers on that database to spread passages over ("" for none).
+    "DATABASE_SHARDS": "",
     # Requests to /api are small JSON documents; anything bigger is refused with 413.
     "MAX_CONTENT_LENGTH": 16 * 1024,
     # Finished answers kept per worker process (0 turns the cache off), and the most
@@ -31,6 +33,7 @@ ENVIRONMENT = {
     "QA_INDEX": "INDEX_DIR",
     "QA_BACKEND": "BACKEND",
     "QA_DATABASE_URL": "DATABASE_URL",
+    "QA_DATABASE_SHARDS": "DATABASE_SHARDS",
     "QA_MAX_BODY_BYTES": "MAX_CONTENT_LENGTH",
     "QA_ANSWER_CACHE_SIZE": "ANSWER_CACHE_SIZE",
     "QA_PROXY_HOPS": "PROXY_HOPS",

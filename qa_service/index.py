@@ -64,7 +64,8 @@ def configured_engine(config: Mapping) -> Engine:
         # psycopg is needed only here: the `postgres` extra of the package.
         from .postgres_store import PostgresEngine
 
-        return PostgresEngine(config["DATABASE_URL"])
+        shards = [name.strip() for name in config.get("DATABASE_SHARDS", "").split(",")]
+        return PostgresEngine(config["DATABASE_URL"], [name for name in shards if name])
     if config["BACKEND"] != "whoosh":
         raise ValueError(f"unknown backend {config['BACKEND']!r}: whoosh or postgres")
     return WhooshEngine(config["INDEX_DIR"])

@@ -18,6 +18,7 @@ import functools
 import json
 import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -51,18 +52,29 @@ CREATE TABLE IF NOT EXISTS qa_current (
     only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
     name text NOT NULL REFERENCES qa_generations (name));
 """
-_GENERATION_SCHEMA = """
-CREATE TABLE {s}.passages (
-    position integer PRIMARY KEY, id text NOT NULL, source text NOT NULL,
+# The two big tables: on the coordinator alone, or hash-partitioned by position over shards.
+_PASSAGES = """(
+    position integer NOT NULL, id text NOT NULL, source text NOT NULL,
     start integer NOT NULL, "end" integer NOT NULL, text text NOT NULL,
     byte_start integer NOT NULL, byte_end integer NOT NULL,
     line_start integer NOT NULL, line_end integer NOT NULL,
     sentences jsonb NOT NULL, heading boolean NOT NULL,
     terms integer[] NOT NULL, starts integer[] NOT NULL, ends integer[] NOT NULL,
     vector bytea NOT NULL, sentence_vectors bytea NOT NULL, cluster integer NOT NULL,
-    links jsonb NOT NULL);
-CREATE TABLE {s}.champions (term integer NOT NULL, position integer NOT NULL,
-    score double precision NOT NULL);
+    links jsonb NOT NULL)"""
+_CHAMPIONS = "(term integer NOT NULL, position integer NOT NULL, score double precision NOT NULL)"
+_PASSAGE_INDEXES = """
+CREATE UNIQUE INDEX ON {passages} (position);
+CREATE UNIQUE INDEX ON {passages} (id);
+CREATE INDEX ON {passages} (cluster);
+CREATE INDEX ON {passages} (source);
+CREATE INDEX ON {passages} USING gin (terms);
+CREATE INDEX ON {champions} (term);
+ANALYZE {passages};
+ANALYZE {champions};
+"""
+# The small tables, on the coordinator.
+_GENERATION_SCHEMA = """
 CREATE TABLE {s}.terms (term text PRIMARY KEY, id integer NOT NULL,
     idf double precision NOT NULL);
 CREATE TABLE {s}.words (word text PRIMARY KEY, frequency double precision NOT NULL);
@@ -71,14 +83,10 @@ CREATE TABLE {s}.sources (name text PRIMARY KEY, title text, publisher text, dat
 CREATE TABLE {s}.facts (key text PRIMARY KEY, value jsonb NOT NULL);
 CREATE TABLE {s}.centres (cluster integer PRIMARY KEY, vector bytea NOT NULL);
 """
-_GENERATION_INDEXES = """
-CREATE INDEX ON {s}.champions (term);
-CREATE UNIQUE INDEX ON {s}.passages (id);
-CREATE INDEX ON {s}.passages (cluster);
-CREATE INDEX ON {s}.passages (source);
-CREATE INDEX ON {s}.passages USING gin (terms);
-CREATE INDEX ON {s}.words (word text_pattern_ops);
-"""
+_GENERATION_INDEXES = "CREATE INDEX ON {s}.words (word text_pattern_ops);"
+# How often a worker asks the database which generation is current, and that every
+# shard still answers: not once per request.
+CHECK_SECONDS = 1.0
 
 
 def _connect(url: str):
@@ -93,18 +101,38 @@ def _schema(name: str) -> str:
 
 
 class PostgresEngine:
-    """Generations as schemas of one database (an `store.Engine`)."""
+    """Generations as schemas of one database (an `store.Engine`).
 
-    def __init__(self, url: str):
+    With `shards` (names of postgres_fdw foreign servers defined on the
+    database at `url`, the coordinator), a build hash-partitions the passages
+    and champion lists by position over them; questions still go to the
+    coordinator, which sends each shard its part (in parallel with the
+    servers' `async_capable` option).
+    """
+
+    def __init__(self, url: str, shards: Sequence[str] = ()):
         self.url = url
+        self.shards = list(shards)
+        self._lock = threading.Lock()
+        self._connection = None
+        self._name: str | None = None
+        self._checked_at = -math.inf
 
     def current_name(self) -> str | None:
-        """The current generation's name, or None (and None when the database is down)."""
-        try:
-            with _connect(self.url) as connection:
-                return _current(connection)
-        except Exception:  # an unreachable database serves nothing: opening will say why
-            return None
+        """The current generation's name (asked at most every CHECK_SECONDS), or None
+        while the database cannot be reached."""
+        now = time.monotonic()
+        if now - self._checked_at < CHECK_SECONDS:
+            return self._name
+        with self._lock:
+            try:
+                if self._connection is None or self._connection.closed:
+                    self._connection = _connect(self.url)
+                self._name = _current(self._connection)
+            except Exception:  # an unreachable database serves nothing: opening will say why
+                self._connection, self._name = None, None
+            self._checked_at = now
+        return self._name
 
     def unchanged(self, corpus_hash: str) -> tuple[str, int] | None:
         """The current generation's name and passages if built from `corpus_hash`."""
@@ -135,14 +163,14 @@ class PostgresEngine:
         schema = _schema(name)
         with _connect(self.url) as connection:
             connection.execute(_PUBLIC_SCHEMA)
+            shards = [_shard_url(connection, server) for server in self.shards]
             try:
+                _create_tables(connection, schema, self.shards, shards)
                 with connection.transaction():
-                    connection.execute(f"CREATE SCHEMA {schema}")
-                    connection.execute(_GENERATION_SCHEMA.format(s=schema))
                     _write(connection, schema, prepared)
-                    connection.execute(_GENERATION_INDEXES.format(s=schema))
+                _index_tables(connection, schema, shards)
             except BaseException:
-                connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+                _drop(connection, schema, shards)
                 raise
             with connection.transaction():
                 connection.execute(
@@ -159,8 +187,10 @@ class PostgresEngine:
                     (GENERATIONS_KEPT,),
                 ).fetchall()
                 for (old_name,) in old:
-                    connection.execute(f"DROP SCHEMA IF EXISTS {_schema(old_name)} CASCADE")
                     connection.execute("DELETE FROM qa_generations WHERE name = %s", (old_name,))
+            for (old_name,) in old:
+                _drop(connection, _schema(old_name), shards)
+        self._checked_at = -math.inf
         return name
 
     def open(self) -> PassageStore:
@@ -179,6 +209,68 @@ class PostgresEngine:
         generation = self.open()
         generation.close()
         return generation.name
+
+
+def _shard_url(connection, server: str) -> str:
+    """A libpq URL of a shard, from its foreign server's options and our user mapping."""
+    from psycopg.conninfo import make_conninfo
+
+    row = connection.execute(
+        "SELECT s.srvoptions, m.umoptions FROM pg_foreign_server s"
+        " LEFT JOIN pg_user_mappings m ON m.srvid = s.oid AND m.usename = current_user"
+        " WHERE s.srvname = %s",
+        (server,),
+    ).fetchone()
+    if row is None:
+        raise ValueError(f"no foreign server {server!r} on the coordinator")
+    options = dict(option.split("=", 1) for option in [*(row[0] or []), *(row[1] or [])])
+    wanted = {key: options[key] for key in ("host", "port", "dbname", "user") if key in options}
+    return make_conninfo(**wanted)
+
+
+def _create_tables(connection, schema: str, servers: list[str], shards: list[str]) -> None:
+    """The generation's schema and tables: the big two on the shards when there are any."""
+    connection.execute(f"CREATE SCHEMA {schema}")
+    connection.execute(_GENERATION_SCHEMA.format(s=schema))
+    tables = {"passages": _PASSAGES, "champions": _CHAMPIONS}
+    if not shards:
+        for table, columns in tables.items():
+            connection.execute(f"CREATE TABLE {schema}.{table} {columns}")
+        return
+    for url in shards:
+        with _connect(url) as shard:
+            shard.execute(f"CREATE SCHEMA {schema}")
+            for table, columns in tables.items():
+                shard.execute(f"CREATE TABLE {schema}.{schema}_{table} {columns}")
+    for table, columns in tables.items():
+        connection.execute(f"CREATE TABLE {schema}.{table} {columns} PARTITION BY HASH (position)")
+        for number, server in enumerate(servers):
+            connection.execute(
+                f"CREATE FOREIGN TABLE {schema}.{table}_{number} PARTITION OF {schema}.{table}"
+                f" FOR VALUES WITH (MODULUS {len(servers)}, REMAINDER {number})"
+                f" SERVER {server} OPTIONS (schema_name '{schema}', table_name '{schema}_{table}')"
+            )
+
+
+def _index_tables(connection, schema: str, shards: list[str]) -> None:
+    """Index the tables once filled (faster than filling indexed ones), where their rows are."""
+    connection.execute(_GENERATION_INDEXES.format(s=schema))
+    if not shards:
+        tables = {"passages": f"{schema}.passages", "champions": f"{schema}.champions"}
+        connection.execute(_PASSAGE_INDEXES.format(**tables))
+        return
+    tables = {table: f"{schema}.{schema}_{table}" for table in ("passages", "champions")}
+    for url in shards:
+        with _connect(url) as shard:
+            shard.execute(_PASSAGE_INDEXES.format(**tables))
+
+
+def _drop(connection, schema: str, shards: list[str]) -> None:
+    """Remove a generation's schema from the coordinator and every shard."""
+    connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    for url in shards:
+        with contextlib.suppress(Exception), _connect(url) as shard:
+            shard.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 def _current(connection) -> str | None:
@@ -292,6 +384,8 @@ class PostgresGeneration:
         self._schema = _schema(name)
         # One connection per worker: psycopg connections are not for two queries at once.
         self._lock = threading.Lock()
+        # Shards answer GROUP BY position (the partition key) each for their own rows.
+        connection.execute("SET enable_partitionwise_aggregate = on")
         facts = dict(self._query(f"SELECT key, value FROM {self._schema}.facts"))
         self._count = int(facts["passages"])
         self._mean_length = float(facts["mean_length"])
@@ -300,6 +394,14 @@ class PostgresGeneration:
             [np.frombuffer(row[0], dtype=np.float32) for row in centres], dtype=np.float32
         ).reshape(len(centres), DIMENSIONS)
         self._clusters = int(facts["clusters"])
+        # The shards' parts of the passages (none on a single server): each must answer.
+        self._parts = [
+            row[0]
+            for row in self._query(
+                "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = %s::regclass",
+                (f"{self._schema}.passages",),
+            )
+        ]
         self._rows = _Bounded(CACHED_PASSAGES)
         self._cluster_vectors = _Bounded(CACHED_CLUSTERS)
         self.passages = _Rows(self, "passage")
@@ -540,9 +642,11 @@ class PostgresGeneration:
         return words[best]
 
     def damage(self) -> str | None:
-        """Whether the database still serves this generation."""
+        """Why the database (or one of its shards) cannot serve this generation, or None."""
         try:
             self._query("SELECT 1")
+            for part in self._parts:
+                self._query(f"SELECT 1 FROM {part} LIMIT 1")
         except IndexUnavailable as exc:
             return str(exc)
         return None
