@@ -11,7 +11,7 @@ BASELINE ?= 1615003
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install lock encoder index serve test lint format quality fit bench browser screenshots clean eval-data
+.PHONY: install lock encoder index serve test lint format quality fit bench browser postgres screenshots clean eval-data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -87,7 +87,16 @@ tests/node_modules/axe-core/axe.min.js: tests/package.json tests/package-lock.js
 
 browser: $(CHROMIUM) tests/node_modules/axe-core/axe.min.js
 
-test: $(VENV)/.installed-test lint browser eval-data
+# Debian's PostgreSQL binaries for the PostgreSQL engine's tests, which start their own
+# servers in temporary folders on loopback (tests/postgres_support.py); no cluster or
+# service of the package's own is created.
+postgres:
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ( \
+		$(SUDO) mkdir -p /etc/postgresql-common && \
+		echo 'create_main_cluster = false' | $(SUDO) tee /etc/postgresql-common/createcluster.conf && \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql)
+
+test: $(VENV)/.installed-test lint browser postgres eval-data
 	QA_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
 
 screenshots: $(VENV)/.installed-test browser

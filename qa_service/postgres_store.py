@@ -19,21 +19,21 @@ import json
 import math
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from rapidfuzz import process
-from rapidfuzz.distance import DamerauLevenshtein
 
 from .analysis import WORD
 from .corroboration import Link
 from .generations import GENERATIONS_KEPT
 from .passages import Passage, Token
-from .postings import BM25_B, BM25_K1
+from .postings import bm25, stored_length
 from .results import SourceDocument
 from .semantic import DIMENSIONS, MODEL_DIR, SentenceEncoder
+from .spelling import closest_word
 from .store import IndexUnavailable, PassageStore, PreparedIndex
 
 # Rows kept per worker between questions: passages, sources and corrections.
@@ -128,6 +128,7 @@ class PostgresEngine:
             try:
                 if self._connection is None or self._connection.closed:
                     self._connection = _connect(self.url)
+                    weakref.finalize(self, self._connection.close)
                 self._name = _current(self._connection)
             except Exception:  # an unreachable database serves nothing: opening will say why
                 self._connection, self._name = None, None
@@ -206,9 +207,7 @@ class PostgresEngine:
 
     def check(self) -> str:
         """The current generation's name if the database serves it, else raise."""
-        generation = self.open()
-        generation.close()
-        return generation.name
+        return self.open().name
 
 
 def _shard_url(connection, server: str) -> str:
@@ -351,6 +350,16 @@ def _write(connection, schema: str, prepared: PreparedIndex) -> None:
             )
 
 
+def _storable(text: str) -> bool:
+    """Whether PostgreSQL can hold the text (no NUL, no lone surrogate): what it cannot
+    hold it does not hold, so a lookup of it finds nothing rather than failing."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
 def _word_frequencies(passages: Sequence[Passage]) -> dict[str, float]:
     """Every word as written (lower-cased), with how often the passages use it."""
     counts: dict[str, float] = {}
@@ -381,6 +390,8 @@ class PostgresGeneration:
     def __init__(self, name: str, connection):
         self.name = name
         self._connection = connection
+        # Closed when the generation is let go (requests may still hold it after a swap).
+        weakref.finalize(self, connection.close)
         self._schema = _schema(name)
         # One connection per worker: psycopg connections are not for two queries at once.
         self._lock = threading.Lock()
@@ -411,10 +422,6 @@ class PostgresGeneration:
         # Per instance, so a replaced generation takes its caches with it.
         self.correction = functools.lru_cache(maxsize=20_000)(self._correction)
         self._term = functools.lru_cache(maxsize=20_000)(self._read_term)
-
-    def close(self) -> None:
-        """Let go of the connection."""
-        self._connection.close()
 
     def _query(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple]:
         try:
@@ -477,12 +484,16 @@ class PostgresGeneration:
 
     def position_of(self, passage_id: str) -> int | None:
         """The position of the passage with this stable id, or None."""
+        if not _storable(passage_id):
+            return None
         rows = self._query(
             f"SELECT position FROM {self._schema}.passages WHERE id = %s", (passage_id,)
         )
         return rows[0][0] if rows else None
 
     def _read_term(self, term: str) -> tuple[int, float] | None:
+        if not _storable(term):
+            return None
         rows = self._query(f"SELECT id, idf FROM {self._schema}.terms WHERE term = %s", (term,))
         return (rows[0][0], rows[0][1]) if rows else None
 
@@ -540,16 +551,13 @@ class PostgresGeneration:
             " WHERE source = ANY(%s) AND terms && %s::integer[]",
             (list(sources), list(ids)),
         )
-        from whoosh.util.numeric import byte_to_length, length_to_byte
-
         scores = {}
         for position, passage_terms in rows:
-            length = byte_to_length(length_to_byte(len(passage_terms))) / self._mean_length
-            norm = BM25_K1 * (1 - BM25_B + BM25_B * length)
+            length = stored_length(len(passage_terms)) / self._mean_length
             scores[position] = sum(
-                idf * tf * (BM25_K1 + 1) / (tf + norm)
+                bm25(idf, frequency, length)
                 for term, idf in ids.items()
-                if (tf := passage_terms.count(term))
+                if (frequency := passage_terms.count(term))
             )
         best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
         return dict(best)
@@ -616,30 +624,20 @@ class PostgresGeneration:
 
     def uses_word(self, word: str) -> bool:
         """Whether the articles use a lower-cased word as written."""
+        if not _storable(word):
+            return False
         return bool(self._query(f"SELECT 1 FROM {self._schema}.words WHERE word = %s", (word,)))
 
     def _correction(self, word: str) -> str | None:
         """The articles' closest word to one they lack (as WhooshGeneration's)."""
-        if self.uses_word(word):
+        if not _storable(word) or self.uses_word(word):
             return None
         rows = self._query(
             f"SELECT word, frequency FROM {self._schema}.words WHERE word LIKE %s"
             " AND length(word) BETWEEN %s AND %s",
             (word[0] + "%", len(word) - 2, len(word) + 2),
         )
-        words = [row[0] for row in rows]
-        frequencies = [row[1] for row in rows]
-        matches = process.extract(
-            word,
-            words,
-            scorer=DamerauLevenshtein.distance,
-            score_cutoff=1 if len(word) < 7 else 2,
-            limit=None,
-        )
-        if not matches:
-            return None
-        _, _, best = min(matches, key=lambda match: (match[1], -frequencies[match[2]], match[0]))
-        return words[best]
+        return closest_word(word, [row[0] for row in rows], [row[1] for row in rows])
 
     def damage(self) -> str | None:
         """Why the database (or one of its shards) cannot serve this generation, or None."""
@@ -683,6 +681,8 @@ class _Sources(Mapping):
     def __getitem__(self, name: str) -> SourceDocument:
         if name in self._cache:
             return self._cache[name]
+        if not _storable(name):
+            raise KeyError(name)
         schema = self._generation._schema
         rows = self._generation._query(
             f"SELECT name, title, publisher, date, url, passages, text FROM {schema}.sources"

@@ -129,6 +129,20 @@ _ARRAY_FIELDS = (
 )
 
 
+def stored_length(terms: int) -> int:
+    """A passage's length as Whoosh stores it (rounded to fit one byte)."""
+    return byte_to_length(length_to_byte(terms))
+
+
+def bm25(idf, frequency, relative_length):
+    """One term's BM25 contribution (numbers or numpy arrays alike); `relative_length`
+    is the passage's stored length over the corpus's mean length."""
+    return (
+        idf * frequency * (BM25_K1 + 1)
+        / (frequency + BM25_K1 * (1 - BM25_B + BM25_B * relative_length))
+    )  # fmt: skip
+
+
 def build_postings(tokens: Sequence[Sequence[Token]], *, champions: int = CHAMPIONS) -> Postings:
     """The postings of passages whose analysed terms are `tokens` (by document number)."""
     vocabulary = sorted({token.term for passage in tokens for token in passage})
@@ -147,14 +161,9 @@ def build_postings(tokens: Sequence[Sequence[Token]], *, champions: int = CHAMPI
     pair_terms, pair_passages = np.divmod(pairs, count)
     document_frequency = np.bincount(pair_terms, minlength=len(vocabulary))
     idf = np.log(count / (document_frequency + 1)) + 1
-    stored_lengths = np.array([byte_to_length(length_to_byte(n)) for n in lengths.tolist()])
+    stored_lengths = np.array([stored_length(n) for n in lengths.tolist()])
     relative_length = stored_lengths[pair_passages] / (lengths.mean() or 1)
-    scores = (
-        idf[pair_terms]
-        * frequency
-        * (BM25_K1 + 1)
-        / (frequency + BM25_K1 * (1 - BM25_B + BM25_B * relative_length))
-    )
+    scores = bm25(idf[pair_terms], frequency, relative_length)
     # Within each term, best first; then keep the first `champions` of each.
     order = np.lexsort((pair_passages, -scores, pair_terms))
     term_starts = np.concatenate([[0], np.cumsum(document_frequency)])

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from rapidfuzz import process
-from rapidfuzz.distance import DamerauLevenshtein
 from whoosh import index as whoosh_index
 from whoosh.fields import ID, STORED, TEXT, Schema
 from whoosh.filedb.filestore import FileStorage
@@ -36,6 +34,7 @@ from .passages import Passage, Token
 from .postings import Postings
 from .results import SourceDocument
 from .semantic import SentenceEncoder, write_encoder
+from .spelling import closest_word
 from .store import PassageStore, PreparedIndex
 
 log = logging.getLogger(__name__)
@@ -295,26 +294,12 @@ class WhooshGeneration:
     def _correction(self, word: str) -> str | None:
         """The articles' closest word to a lower-cased word they lack (cached as `correction`).
 
-        None when the articles use the word, or use nothing close to it. Among the
-        words with the same first letter within one edit (two for a word of seven
-        letters or more), the nearest, then the most frequent. rapidfuzz measures
-        the distances in C++: Whoosh's corrector, in Python, took up to 80 ms a
-        word over the 32,000 words of the Linux kernel documentation (now 1 ms).
+        None when the articles use the word, or use nothing close to it: the
+        closest (spelling.closest_word) of the words with the same first letter.
         """
         if self.uses_word(word):
             return None
-        words, frequencies = self.spelling_words.get(word[0], ((), ()))
-        matches = process.extract(
-            word,
-            words,
-            scorer=DamerauLevenshtein.distance,
-            score_cutoff=1 if len(word) < 7 else 2,
-            limit=None,
-        )
-        if not matches:
-            return None
-        _, _, best = min(matches, key=lambda match: (match[1], -frequencies[match[2]], match[0]))
-        return words[best]
+        return closest_word(word, *self.spelling_words.get(word[0], ((), ())))
 
     @contextlib.contextmanager
     def searcher(self) -> Iterator[Searcher]:

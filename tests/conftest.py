@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from postgres_support import postgres_server
 from support import ROOT, gunicorn_server
 
 from qa_service.app import create_app
+from qa_service.config import ENVIRONMENT, load_config
 from qa_service.corpus import read_corpus
-from qa_service.index import build_index
+from qa_service.index import build_index, configured_engine
 
 SEEDS = ROOT / "seeds"
 QUESTIONS = Path(__file__).parent / "data" / "questions.jsonl"
@@ -41,9 +43,34 @@ def index_dir(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def postgres_index(seeds_dir):
+    """The seed articles indexed into a PostgreSQL server of their own (QA_* settings)."""
+    with postgres_server() as server:
+        settings = {"QA_BACKEND": "postgres", "QA_DATABASE_URL": server.url}
+        build_index(seeds_dir, configured_engine(load_config(_as_config(settings))))
+        yield settings
+
+
+def _as_config(environment: dict[str, str]) -> dict[str, str]:
+    return {ENVIRONMENT[name]: value for name, value in environment.items()}
+
+
+# The engines every API, page, client and serving test runs against.
+BACKENDS = ["whoosh", "postgres"]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend_settings(request, index_dir) -> dict[str, str]:
+    """QA_* settings that serve the seed index from one engine, then the other."""
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_index")
+    return {"QA_BACKEND": "whoosh", "QA_INDEX": str(index_dir)}
+
+
 @pytest.fixture()
-def app(index_dir):
-    return create_app({"INDEX_DIR": str(index_dir), "TESTING": True})
+def app(backend_settings):
+    return create_app({**_as_config(backend_settings), "TESTING": True})
 
 
 @pytest.fixture()
@@ -52,10 +79,10 @@ def client(app):
 
 
 @pytest.fixture(scope="session")
-def live_server(index_dir, tmp_path_factory):
+def live_server(index_dir, backend_settings, tmp_path_factory):
     """The production gunicorn config serving the seed index on a free loopback port."""
     log_path = tmp_path_factory.mktemp("gunicorn") / "error.log"
-    with gunicorn_server(index_dir, log_path) as url:
+    with gunicorn_server(index_dir, log_path, **backend_settings) as url:
         yield url
 
 
