@@ -113,7 +113,7 @@ fit: $(VENV)/.installed-test eval-data
 
 # Throughput, latency and memory under wrk against a bare Flask app, answer cache off and on,
 # on the seeds, the Python 3.11 docs and the Linux kernel docs (about 25 minutes).
-bench: $(VENV)/.installed-test
+bench: $(VENV)/.installed-test postgres
 	command -v wrk >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/load.py
 

@@ -9,7 +9,12 @@ service's gevent worker class):
 1. a bare Flask app's /healthz (benchmarks/bare_app.py): the baseline;
 2. the service's /healthz;
 3. POST /api/v1/ask with the answer cache off: the cost of answering;
-4. the same with the answer cache on.
+4. the same with the answer cache on;
+5. POST /api/v1/ask, cache off, on the PostgreSQL engine: one server, then a
+   coordinator with two shards (servers started for the run on this machine).
+
+The index is prepared once per corpus (split, analysed, encoded: the same for
+every engine) and written by each engine; its build time is the two together.
 
 The asks cycle through QUESTIONS distinct questions, so with the cache on
 only a question's second and later asks in a worker are cheap; that row is
@@ -39,11 +44,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from postgres_support import postgres_cluster, postgres_server  # noqa: E402
 from support import SERVERS, gunicorn_server  # noqa: E402
 
+from qa_service.config import ENVIRONMENT, load_config  # noqa: E402
 from qa_service.corpus import read_corpus  # noqa: E402
 from qa_service.evaluation import load_questions  # noqa: E402
-from qa_service.index import build_index  # noqa: E402
+from qa_service.index import configured_engine, corpus_hash, prepare  # noqa: E402
 
 CONNECTIONS = 16
 QUESTIONS = 1000
@@ -152,11 +159,21 @@ def worker_rss_mb(url: str) -> list[float]:
 
 
 def bench_corpus(name: str, corpus: Path, duration: int, work: Path) -> list[str]:
-    """Index build and the load table for one corpus."""
-    index_dir = work / f"index-{name}"
+    """Index builds and the load table for one corpus."""
+    articles = read_corpus(corpus)
     started = time.perf_counter()
-    report = build_index(corpus, index_dir)
-    seconds = time.perf_counter() - started
+    prepared = prepare(articles)
+    prepared_in = time.perf_counter() - started
+    content_hash = corpus_hash(articles)
+    index_dir = work / f"index-{name}"
+    builds = {}
+
+    def publish(label: str, settings: dict[str, str]) -> None:
+        config = load_config({ENVIRONMENT[key]: value for key, value in settings.items()})
+        started = time.perf_counter()
+        configured_engine(config).publish(prepared, content_hash)
+        builds[label] = prepared_in + time.perf_counter() - started
+
     questions = questions_for(corpus, QUESTIONS + 20)
     bodies = [json.dumps({"question": q}) for q in questions[:QUESTIONS]]
     warm_up = [json.dumps({"question": q}) for q in questions[QUESTIONS:]]
@@ -166,27 +183,47 @@ def bench_corpus(name: str, corpus: Path, duration: int, work: Path) -> list[str
         figures = run_wrk(url, path, bodies, CONNECTIONS, duration, work)
         rows[label] = {**figures, "rss": worker_rss_mb(url)}
 
-    with gunicorn_server(
-        index_dir, work / "bare.log", ready="/healthz", arguments=BARE_FLASK
-    ) as url:
-        measure("bare Flask /healthz", url, "/healthz")
-    for label, cache_size in (("cache off", "0"), ("cache on", None)):
-        settings = {"QA_WORKERS": WORKERS, "QA_ACCESS_LOG": ""}
+    def serve(label: str, settings: dict[str, str], cache_size: str | None = "0") -> None:
+        settings = {**settings, "QA_WORKERS": WORKERS, "QA_ACCESS_LOG": ""}
         if cache_size:
             settings["QA_ANSWER_CACHE_SIZE"] = cache_size
         with gunicorn_server(index_dir, work / f"{name}-{label}.log", **settings) as url:
             # Every worker past its first requests, on questions not measured.
             run_wrk(url, "/api/v1/ask", warm_up, 4, 2, work)
-            if cache_size:
+            if not cache_size:
                 measure("service /healthz", url, "/healthz")
             measure(f"/api/v1/ask, {label}", url, "/api/v1/ask")
+
+    with gunicorn_server(
+        index_dir, work / "bare.log", ready="/healthz", arguments=BARE_FLASK
+    ) as url:
+        measure("bare Flask /healthz", url, "/healthz")
+    whoosh = {"QA_BACKEND": "whoosh", "QA_INDEX": str(index_dir)}
+    publish("Whoosh", whoosh)
+    serve("cache off", whoosh)
+    serve("cache on", whoosh, cache_size=None)
+    with postgres_server() as server:
+        one = {"QA_BACKEND": "postgres", "QA_DATABASE_URL": server.url}
+        publish("PostgreSQL, 1 server", one)
+        serve("cache off, PostgreSQL 1 server", one)
+    with postgres_cluster(shards=2) as cluster:
+        sharded = {
+            "QA_BACKEND": "postgres",
+            "QA_DATABASE_URL": cluster.coordinator.url,
+            "QA_DATABASE_SHARDS": ",".join(cluster.shard_names),
+        }
+        publish("PostgreSQL, coordinator + 2 shards", sharded)
+        serve("cache off, PostgreSQL coordinator + 2 shards", sharded)
     bare = rows["bare Flask /healthz"]["rps"]
+    passages = len(prepared.passages)
     lines = [
         "",
-        f"### {name}: {report.articles} articles, {report.passages} passages",
-        f"index build {seconds:.1f} s ({report.passages / seconds:.0f} passages/s);"
-        f" {CONNECTIONS} connections, {duration} s per run,"
-        f" {len(bodies)} distinct questions cycled",
+        f"### {name}: {len(articles)} articles, {passages} passages",
+        "index build: "
+        + "; ".join(f"{label} {seconds:.1f} s" for label, seconds in builds.items())
+        + f" (of which {prepared_in:.1f} s preparing: splitting, analysis, encoding);"
+        f" {CONNECTIONS} connections, {duration} s per run, {len(bodies)} distinct"
+        " questions cycled",
         "",
         "| endpoint | requests/s | p50 ms | p99 ms | errors | ratio to bare Flask"
         " | RSS per worker MB |",

@@ -90,22 +90,22 @@ def build_index(
     articles = read_corpus(seeds_dir)
     if not articles:
         raise ValueError(f"no readable .txt or .md articles in {seeds_dir}")
-    corpus_hash = _corpus_hash(articles)
+    content_hash = corpus_hash(articles)
     # Checked before taking the lock: an unchanged index needs no write, so a
     # read-only index folder (a container's baked index) can be "built" at start.
     seen = engine.current_name()
-    if not force and (unchanged := engine.unchanged(corpus_hash)):
+    if not force and (unchanged := engine.unchanged(content_hash)):
         return BuildReport(unchanged[0], False, len(articles), unchanged[1])
     with engine.build_lock():
         # Again only if another build swapped in a generation while this one waited.
         if (
             not force
             and engine.current_name() != seen
-            and (unchanged := engine.unchanged(corpus_hash))
+            and (unchanged := engine.unchanged(content_hash))
         ):
             return BuildReport(unchanged[0], False, len(articles), unchanged[1])
         prepared = prepare(articles)
-        name = engine.publish(prepared, corpus_hash)
+        name = engine.publish(prepared, content_hash)
     return BuildReport(name, True, len(articles), len(prepared.passages))
 
 
@@ -153,7 +153,7 @@ def _embeddings(passages: list[Passage]):
     )
 
 
-def _corpus_hash(articles: list[Article]) -> str:
+def corpus_hash(articles: list[Article]) -> str:
     """Fingerprint of everything that decides the index's content."""
     digest = hashlib.sha256(
         f"format={INDEX_FORMAT};{ANALYSIS_VERSION};model={model_id()};"

@@ -81,6 +81,7 @@ class WhooshEngine:
 
     def publish(self, prepared: PreparedIndex, corpus_hash: str) -> str:
         """Write a new generation folder beside the current one and swap it in."""
+        self.index_dir.mkdir(parents=True, exist_ok=True)
         with generations.new_generation(self.index_dir, corpus_hash) as (folder, name):
             write(folder, prepared)
             manifest = {
