@@ -17,11 +17,12 @@ import contextlib
 import functools
 import json
 import math
+import sys
 import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,10 +37,11 @@ from .semantic import DIMENSIONS, MODEL_DIR, SentenceEncoder
 from .spelling import closest_word
 from .store import IndexUnavailable, PassageStore, PreparedIndex
 
-# Rows kept per worker between questions: passages, sources and corrections.
-CACHED_PASSAGES = 4096
-CACHED_SOURCES = 64
-CACHED_CLUSTERS = 64
+# Bytes kept per worker between questions, least recently used first out: passage
+# rows, the vectors of probed clusters, and article texts.
+CACHED_PASSAGE_BYTES = 32 << 20
+CACHED_VECTOR_BYTES = 64 << 20
+CACHED_SOURCE_BYTES = 32 << 20
 # Passages a question meets by meaning (as nearest.PROBED).
 PROBED = 10_000
 _LOCK_KEY = 0x51415F42  # pg_advisory_lock key of builds ("QA_B")
@@ -350,6 +352,15 @@ def _write(connection, schema: str, prepared: PreparedIndex) -> None:
             )
 
 
+def _row_bytes(row: dict) -> int:
+    """About what a cached passage row holds, in bytes."""
+    terms = len(row["columns"][0])
+    return (
+        sys.getsizeof(row["passage"].text) + row["vector"].nbytes + row["sentences"].nbytes
+        + 3 * 36 * terms + 200 * (1 + len(row["links"]))
+    )  # fmt: skip
+
+
 def _storable(text: str) -> bool:
     """Whether PostgreSQL can hold the text (no NUL, no lone surrogate): what it cannot
     hold it does not hold, so a lookup of it finds nothing rather than failing."""
@@ -370,18 +381,30 @@ def _word_frequencies(passages: Sequence[Passage]) -> dict[str, float]:
 
 
 class _Bounded(OrderedDict):
-    """A least-recently-used mapping of at most `size` entries."""
+    """A least-recently-used mapping holding at most `budget` bytes, as `weigh` counts them."""
 
-    def __init__(self, size: int):
+    def __init__(self, budget: int, weigh: Callable[[Any], int]):
         super().__init__()
-        self.size = size
+        self.budget, self.weigh, self.held = budget, weigh, 0
 
     def remember(self, key, value):
-        self[key] = value
-        self.move_to_end(key)
-        while len(self) > self.size:
-            self.popitem(last=False)
+        """Keep `value` (unless it alone is over the budget), dropping the oldest; return it."""
+        size = self.weigh(value)
+        if key in self:
+            self.held -= self.weigh(self.pop(key))
+        if size <= self.budget:
+            self[key] = value
+            self.held += size
+            while self.held > self.budget:
+                self.held -= self.weigh(self.popitem(last=False)[1])
         return value
+
+    def recall(self, key):
+        """The value kept for `key` (now the most recent), or None."""
+        if key not in self:
+            return None
+        self.move_to_end(key)
+        return self[key]
 
 
 class PostgresGeneration:
@@ -413,8 +436,10 @@ class PostgresGeneration:
                 (f"{self._schema}.passages",),
             )
         ]
-        self._rows = _Bounded(CACHED_PASSAGES)
-        self._cluster_vectors = _Bounded(CACHED_CLUSTERS)
+        self._rows = _Bounded(CACHED_PASSAGE_BYTES, _row_bytes)
+        self._cluster_vectors = _Bounded(
+            CACHED_VECTOR_BYTES, lambda pair: pair[0].nbytes + pair[1].nbytes
+        )
         self.passages = _Rows(self, "passage")
         self.links = _Rows(self, "links")
         self.sources = _Sources(self)
@@ -441,17 +466,17 @@ class PostgresGeneration:
         return math.log(self._count) + 1
 
     def _row(self, position: int) -> dict:
-        if position in self._rows:
-            self._rows.move_to_end(position)
-            return self._rows[position]
-        self._fetch([position])
-        return self._rows[position]
+        return self._rows_of([position])[position]
 
-    def _fetch(self, positions: Sequence[int]) -> None:
-        """Read the rows of the passages not cached yet, in one query."""
-        wanted = [p for p in dict.fromkeys(positions) if p not in self._rows]
+    def _rows_of(self, positions: Sequence[int]) -> dict[int, dict]:
+        """The rows of these passages: cached, and the others read in one query."""
+        found = {}
+        for position in positions:
+            if (row := self._rows.recall(position)) is not None:
+                found[position] = row
+        wanted = [p for p in dict.fromkeys(positions) if p not in found]
         if not wanted:
-            return
+            return found
         rows = self._query(
             'SELECT position, id, source, start, "end", text, byte_start, byte_end, line_start,'
             " line_end, sentences, heading, terms, starts, ends, vector, sentence_vectors, links"
@@ -466,7 +491,7 @@ class PostgresGeneration:
                 byte_end=located[1], line_start=located[2], line_end=located[3],
                 sentences=tuple(map(tuple, sentences)), heading=heading,
             )  # fmt: skip
-            self._rows.remember(
+            found[position] = self._rows.remember(
                 position,
                 {
                     "passage": passage,
@@ -481,6 +506,10 @@ class PostgresGeneration:
                     ],
                 },
             )
+        missing = [p for p in wanted if p not in found]
+        if missing:
+            raise IndexError(f"no passage at positions {missing[:5]}")
+        return found
 
     def position_of(self, passage_id: str) -> int | None:
         """The position of the passage with this stable id, or None."""
@@ -567,7 +596,12 @@ class PostgresGeneration:
         return self.encoder.encode([question])[0]
 
     def _vectors_of_clusters(self, clusters: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        missing = [c for c in clusters if c not in self._cluster_vectors]
+        """The positions and vectors of the passages of these clusters: cached, or read."""
+        found = {}
+        for cluster in clusters:
+            if (cached := self._cluster_vectors.recall(cluster)) is not None:
+                found[cluster] = cached
+        missing = [cluster for cluster in clusters if cluster not in found]
         if missing:
             rows = self._query(
                 f"SELECT cluster, position, vector FROM {self._schema}.passages"
@@ -579,14 +613,14 @@ class PostgresGeneration:
                 grouped[cluster][0].append(position)
                 grouped[cluster][1].append(np.frombuffer(vector, dtype=np.float32))
             for cluster, (positions, vectors) in grouped.items():
-                self._cluster_vectors.remember(
+                found[cluster] = self._cluster_vectors.remember(
                     cluster,
                     (
                         np.array(positions, dtype=np.int64),
                         np.array(vectors, dtype=np.float32).reshape(len(vectors), DIMENSIONS),
                     ),
                 )
-        parts = [self._cluster_vectors[c] for c in clusters]
+        parts = [found[cluster] for cluster in clusters]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def nearest(
@@ -615,8 +649,8 @@ class PostgresGeneration:
 
     def similarity(self, positions: Sequence[int], vector: np.ndarray) -> np.ndarray:
         """The cosine of `vector` with each passage's embedding."""
-        self._fetch(positions)
-        return np.array([self._row(p)["vector"] @ vector for p in positions], dtype=np.float32)
+        rows = self._rows_of(positions)
+        return np.array([rows[p]["vector"] @ vector for p in positions], dtype=np.float32)
 
     def sentence_similarity(self, position: int, vector: np.ndarray) -> list[float]:
         """The cosine of `vector` with each of a passage's sentences, in order."""
@@ -670,7 +704,7 @@ class _Sources(Mapping):
 
     def __init__(self, generation: PostgresGeneration):
         self._generation = generation
-        self._cache = _Bounded(CACHED_SOURCES)
+        self._cache = _Bounded(CACHED_SOURCE_BYTES, lambda source: sys.getsizeof(source.text))
 
     def _names(self) -> list[str]:
         schema = self._generation._schema
@@ -679,8 +713,8 @@ class _Sources(Mapping):
         )]  # fmt: skip
 
     def __getitem__(self, name: str) -> SourceDocument:
-        if name in self._cache:
-            return self._cache[name]
+        if (cached := self._cache.recall(name)) is not None:
+            return cached
         if not _storable(name):
             raise KeyError(name)
         schema = self._generation._schema

@@ -92,12 +92,20 @@ def test_a_rebuild_swaps_generations_and_drops_the_oldest(seeds_dir, cluster, sh
     assert schemas == {name.lower().replace("-", "_") for name in names[-2:]}
 
 
-def test_caches_stay_bounded(sharded, questions_path, monkeypatch):
-    monkeypatch.setattr(postgres_store, "CACHED_PASSAGES", 20)
-    generation = open_generation(sharded)
+def test_caches_stay_within_their_bytes(sharded, index_dir, questions_path, monkeypatch):
+    # Smaller than what the questions read (the seeds' vectors are one cluster of 140 KB).
+    budgets = {"CACHED_PASSAGE_BYTES": 40_000, "CACHED_VECTOR_BYTES": 200_000,
+               "CACHED_SOURCE_BYTES": 40_000}  # fmt: skip
+    for name, budget in budgets.items():
+        monkeypatch.setattr(postgres_store, name, budget)
+    generation, whoosh = open_generation(sharded), open_generation(index_dir)
     for question in load_questions(questions_path):
-        ask(generation, question["question"])
-    assert len(generation._rows) <= 20
+        answers = ask(generation, question["question"])
+        assert answers.passages == ask(whoosh, question["question"]).passages
+    caches = (generation._rows, generation._cluster_vectors, generation.sources._cache)
+    for cache, budget in zip(caches, budgets.values(), strict=True):
+        assert 0 < cache.held <= budget
+        assert cache.held == sum(cache.weigh(value) for value in cache.values())
 
 
 def test_a_down_shard_is_a_clear_503_until_it_returns(cluster, sharded, tmp_path):
