@@ -88,13 +88,18 @@ tests/node_modules/axe-core/axe.min.js: tests/package.json tests/package-lock.js
 browser: $(CHROMIUM) tests/node_modules/axe-core/axe.min.js
 
 # Debian's PostgreSQL binaries for the PostgreSQL engine's tests, which start their own
-# servers in temporary folders on loopback (tests/postgres_support.py); no cluster or
-# service of the package's own is created.
+# servers in temporary folders on loopback (tests/postgres_support.py); installed only when
+# no initdb is found where that module looks (pg_config --bindir, /usr/lib/postgresql/*/bin).
+# No cluster of the package's own is created, so no server runs as a service.
 postgres:
-	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ( \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+		|| [ -x "$$(pg_config --bindir 2>/dev/null)/initdb" ] || ( \
 		$(SUDO) mkdir -p /etc/postgresql-common && \
-		echo 'create_main_cluster = false' | $(SUDO) tee /etc/postgresql-common/createcluster.conf && \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql)
+		echo 'create_main_cluster = false' \
+			| $(SUDO) tee -a /etc/postgresql-common/createcluster.conf >/dev/null && \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends postgresql)
 
 test: $(VENV)/.installed-test lint browser postgres eval-data
 	QA_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest

@@ -42,6 +42,7 @@ from .store import IndexUnavailable, PassageStore, PreparedIndex
 CACHED_PASSAGE_BYTES = 32 << 20
 CACHED_VECTOR_BYTES = 64 << 20
 CACHED_SOURCE_BYTES = 32 << 20
+CACHED_TERM_BYTES = 8 << 20
 # Passages a question meets by meaning (as nearest.PROBED).
 PROBED = 10_000
 _LOCK_KEY = 0x51415F42  # pg_advisory_lock key of builds ("QA_B")
@@ -54,26 +55,35 @@ CREATE TABLE IF NOT EXISTS qa_current (
     only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
     name text NOT NULL REFERENCES qa_generations (name));
 """
-# The two big tables: on the coordinator alone, or hash-partitioned by position over shards.
+# The big tables: on the coordinator alone, or hash-partitioned over the shards (by the
+# key named with each). A cluster's vectors are one row: a question reads whole clusters.
 _PASSAGES = """(
     position integer NOT NULL, id text NOT NULL, source text NOT NULL,
     start integer NOT NULL, "end" integer NOT NULL, text text NOT NULL,
     byte_start integer NOT NULL, byte_end integer NOT NULL,
     line_start integer NOT NULL, line_end integer NOT NULL,
-    sentences jsonb NOT NULL, heading boolean NOT NULL,
+    sentences integer[] NOT NULL, heading boolean NOT NULL,
     terms integer[] NOT NULL, starts integer[] NOT NULL, ends integer[] NOT NULL,
-    vector bytea NOT NULL, sentence_vectors bytea NOT NULL, cluster integer NOT NULL,
-    links jsonb NOT NULL)"""
-_CHAMPIONS = "(term integer NOT NULL, position integer NOT NULL, score double precision NOT NULL)"
+    vector bytea NOT NULL, sentence_vectors bytea NOT NULL, links text NOT NULL)"""
+_BIG_TABLES = {
+    "passages": (_PASSAGES, "position"),
+    "champions": (
+        "(term integer NOT NULL, position integer NOT NULL, score double precision NOT NULL)",
+        "position",
+    ),
+    "clusters": ("(cluster integer NOT NULL, positions bytea NOT NULL, vectors bytea NOT NULL)",
+                 "cluster"),
+}  # fmt: skip
 _PASSAGE_INDEXES = """
 CREATE UNIQUE INDEX ON {passages} (position);
 CREATE UNIQUE INDEX ON {passages} (id);
-CREATE INDEX ON {passages} (cluster);
 CREATE INDEX ON {passages} (source);
 CREATE INDEX ON {passages} USING gin (terms);
 CREATE INDEX ON {champions} (term);
+CREATE UNIQUE INDEX ON {clusters} (cluster);
 ANALYZE {passages};
 ANALYZE {champions};
+ANALYZE {clusters};
 """
 # The small tables, on the coordinator.
 _GENERATION_SCHEMA = """
@@ -230,21 +240,20 @@ def _shard_url(connection, server: str) -> str:
 
 
 def _create_tables(connection, schema: str, servers: list[str], shards: list[str]) -> None:
-    """The generation's schema and tables: the big two on the shards when there are any."""
+    """The generation's schema and tables: the big ones on the shards when there are any."""
     connection.execute(f"CREATE SCHEMA {schema}")
     connection.execute(_GENERATION_SCHEMA.format(s=schema))
-    tables = {"passages": _PASSAGES, "champions": _CHAMPIONS}
     if not shards:
-        for table, columns in tables.items():
+        for table, (columns, _) in _BIG_TABLES.items():
             connection.execute(f"CREATE TABLE {schema}.{table} {columns}")
         return
     for url in shards:
         with _connect(url) as shard:
             shard.execute(f"CREATE SCHEMA {schema}")
-            for table, columns in tables.items():
+            for table, (columns, _) in _BIG_TABLES.items():
                 shard.execute(f"CREATE TABLE {schema}.{schema}_{table} {columns}")
-    for table, columns in tables.items():
-        connection.execute(f"CREATE TABLE {schema}.{table} {columns} PARTITION BY HASH (position)")
+    for table, (columns, key) in _BIG_TABLES.items():
+        connection.execute(f"CREATE TABLE {schema}.{table} {columns} PARTITION BY HASH ({key})")
         for number, server in enumerate(servers):
             connection.execute(
                 f"CREATE FOREIGN TABLE {schema}.{table}_{number} PARTITION OF {schema}.{table}"
@@ -257,10 +266,10 @@ def _index_tables(connection, schema: str, shards: list[str]) -> None:
     """Index the tables once filled (faster than filling indexed ones), where their rows are."""
     connection.execute(_GENERATION_INDEXES.format(s=schema))
     if not shards:
-        tables = {"passages": f"{schema}.passages", "champions": f"{schema}.champions"}
+        tables = {table: f"{schema}.{table}" for table in _BIG_TABLES}
         connection.execute(_PASSAGE_INDEXES.format(**tables))
         return
-    tables = {table: f"{schema}.{schema}_{table}" for table in ("passages", "champions")}
+    tables = {table: f"{schema}.{schema}_{table}" for table in _BIG_TABLES}
     for url in shards:
         with _connect(url) as shard:
             shard.execute(_PASSAGE_INDEXES.format(**tables))
@@ -285,16 +294,12 @@ def _current(connection) -> str | None:
 def _write(connection, schema: str, prepared: PreparedIndex) -> None:
     """Copy every table of a prepared index into `schema`."""
     postings, vectors = prepared.postings, prepared.vectors
-    cluster_of = np.zeros(len(prepared.passages), dtype=np.int64)
-    for cluster in range(len(vectors.cluster_rows) - 1):
-        rows = vectors.order[vectors.cluster_rows[cluster] : vectors.cluster_rows[cluster + 1]]
-        cluster_of[rows] = cluster
     sentence_rows = np.cumsum([0] + [len(p.sentences) for p in prepared.passages])
     with connection.cursor() as cursor:
         with cursor.copy(
             f'COPY {schema}.passages (position, id, source, start, "end", text, byte_start,'
             " byte_end, line_start, line_end, sentences, heading, terms, starts, ends, vector,"
-            " sentence_vectors, cluster, links) FROM STDIN"
+            " sentence_vectors, links) FROM STDIN"
         ) as copy:
             for position, passage in enumerate(prepared.passages):
                 terms, starts, ends = postings.token_columns(position)
@@ -305,13 +310,14 @@ def _write(connection, schema: str, prepared: PreparedIndex) -> None:
                 copy.write_row((
                     position, passage.id, passage.source, passage.start, passage.end,
                     passage.text, passage.byte_start, passage.byte_end, passage.line_start,
-                    passage.line_end, json.dumps(passage.sentences), passage.heading,
+                    passage.line_end, [edge for span in passage.sentences for edge in span],
+                    passage.heading,
                     terms, starts, ends,
                     vectors.vectors[vectors.position[position]].astype(np.float32).tobytes(),
                     prepared.sentence_vectors[
                         sentence_rows[position] : sentence_rows[position + 1]
                     ].astype(np.float32).tobytes(),
-                    int(cluster_of[position]), json.dumps(links),
+                    json.dumps(links),
                 ))  # fmt: skip
         with cursor.copy(f"COPY {schema}.champions (term, position, score) FROM STDIN") as copy:
             for term in range(len(postings.vocabulary)):
@@ -337,6 +343,15 @@ def _write(connection, schema: str, prepared: PreparedIndex) -> None:
                     source["name"], source["title"], source["publisher"], source["date"],
                     source["url"], source["passages"], source["text"], ordinal,
                 ))  # fmt: skip
+        clusters = f"COPY {schema}.clusters (cluster, positions, vectors) FROM STDIN"
+        with cursor.copy(clusters) as copy:
+            for cluster in range(len(vectors.cluster_rows) - 1):
+                first, last = vectors.cluster_rows[cluster], vectors.cluster_rows[cluster + 1]
+                copy.write_row((
+                    cluster,
+                    vectors.order[first:last].astype(np.int32).tobytes(),
+                    vectors.vectors[first:last].astype(np.float32).tobytes(),
+                ))  # fmt: skip
         with cursor.copy(f"COPY {schema}.centres (cluster, vector) FROM STDIN") as copy:
             for cluster, centre in enumerate(vectors.centres):
                 copy.write_row((cluster, centre.astype(np.float32).tobytes()))
@@ -357,7 +372,7 @@ def _row_bytes(row: dict) -> int:
     terms = len(row["columns"][0])
     return (
         sys.getsizeof(row["passage"].text) + row["vector"].nbytes + row["sentences"].nbytes
-        + 3 * 36 * terms + 200 * (1 + len(row["links"]))
+        + 3 * 36 * terms + sys.getsizeof(row["links"])
     )  # fmt: skip
 
 
@@ -441,12 +456,13 @@ class PostgresGeneration:
             CACHED_VECTOR_BYTES, lambda pair: pair[0].nbytes + pair[1].nbytes
         )
         self.passages = _Rows(self, "passage")
-        self.links = _Rows(self, "links")
+        self.links = _Rows(self, "links", _read_links)
         self.sources = _Sources(self)
         self.encoder = SentenceEncoder(MODEL_DIR)
         # Per instance, so a replaced generation takes its caches with it.
         self.correction = functools.lru_cache(maxsize=20_000)(self._correction)
         self._term = functools.lru_cache(maxsize=20_000)(self._read_term)
+        self._term_cache = _Bounded(CACHED_TERM_BYTES, lambda entry: sys.getsizeof(entry[0]) + 64)
 
     def _query(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple]:
         try:
@@ -466,6 +482,8 @@ class PostgresGeneration:
         return math.log(self._count) + 1
 
     def _row(self, position: int) -> dict:
+        if (row := self._rows.recall(position)) is not None:
+            return row
         return self._rows_of([position])[position]
 
     def _rows_of(self, positions: Sequence[int]) -> dict[int, dict]:
@@ -489,7 +507,8 @@ class PostgresGeneration:
             passage = Passage(
                 source=source, start=start, end=end, text=text, byte_start=located[0],
                 byte_end=located[1], line_start=located[2], line_end=located[3],
-                sentences=tuple(map(tuple, sentences)), heading=heading,
+                sentences=tuple(zip(sentences[::2], sentences[1::2], strict=True)),
+                heading=heading,
             )  # fmt: skip
             found[position] = self._rows.remember(
                 position,
@@ -500,16 +519,18 @@ class PostgresGeneration:
                     "sentences": np.frombuffer(sentence_vectors, dtype=np.float32).reshape(
                         -1, DIMENSIONS
                     ),
-                    "links": [
-                        Link(other, similarity, copy, tuple(map(tuple, conflicts)))
-                        for other, similarity, copy, conflicts in links
-                    ],
+                    # JSON, read when the passage is ranked (most candidates never are).
+                    "links": links,
                 },
             )
         missing = [p for p in wanted if p not in found]
         if missing:
             raise IndexError(f"no passage at positions {missing[:5]}")
         return found
+
+    def passages_at(self, positions: Sequence[int]) -> dict[int, Passage]:
+        """The passages at these positions, read in one query."""
+        return {position: row["passage"] for position, row in self._rows_of(positions).items()}
 
     def position_of(self, passage_id: str) -> int | None:
         """The position of the passage with this stable id, or None."""
@@ -539,25 +560,32 @@ class PostgresGeneration:
         """A passage's analysed terms as term ids, with their words' source offsets."""
         return self._row(position)["columns"]
 
+    def _terms_by_id(self, term_ids: Sequence[int]) -> dict[int, tuple[str, float]]:
+        """Term and idf of each id: cached (a bounded number), the others read in one query."""
+        found = {}
+        for term_id in term_ids:
+            if (cached := self._term_cache.recall(term_id)) is not None:
+                found[term_id] = cached
+        missing = sorted(set(term_ids) - found.keys())
+        if missing:
+            rows = self._query(
+                f"SELECT id, term, idf FROM {self._schema}.terms WHERE id = ANY(%s)", (missing,)
+            )
+            for term_id, term, idf in rows:
+                found[term_id] = self._term_cache.remember(term_id, (term, idf))
+        return found
+
     def token_idf(self, term_ids: Sequence[int]) -> list[float]:
         """The idf of each term id."""
-        wanted = sorted(set(term_ids))
-        idf = dict(
-            self._query(f"SELECT id, idf FROM {self._schema}.terms WHERE id = ANY(%s)", (wanted,))
-        )
-        return [idf[term] for term in term_ids]
+        terms = self._terms_by_id(term_ids)
+        return [terms[term_id][1] for term_id in term_ids]
 
     def tokens(self, position: int) -> tuple[Token, ...]:
         """A passage's analysed terms with the source offsets of their words."""
         terms, starts, ends = self.token_columns(position)
-        names = dict(
-            self._query(
-                f"SELECT id, term FROM {self._schema}.terms WHERE id = ANY(%s)",
-                (sorted(set(terms)),),
-            )
-        )
+        names = self._terms_by_id(terms)
         return tuple(
-            Token(names[term], start, end)
+            Token(names[term][0], start, end)
             for term, start, end in zip(terms, starts, ends, strict=True)
         )
 
@@ -604,20 +632,16 @@ class PostgresGeneration:
         missing = [cluster for cluster in clusters if cluster not in found]
         if missing:
             rows = self._query(
-                f"SELECT cluster, position, vector FROM {self._schema}.passages"
-                " WHERE cluster = ANY(%s) ORDER BY cluster, position",
+                f"SELECT cluster, positions, vectors FROM {self._schema}.clusters"
+                " WHERE cluster = ANY(%s)",
                 (missing,),
             )
-            grouped: dict[int, tuple[list, list]] = {c: ([], []) for c in missing}
-            for cluster, position, vector in rows:
-                grouped[cluster][0].append(position)
-                grouped[cluster][1].append(np.frombuffer(vector, dtype=np.float32))
-            for cluster, (positions, vectors) in grouped.items():
+            for cluster, positions, vectors in rows:
                 found[cluster] = self._cluster_vectors.remember(
                     cluster,
                     (
-                        np.array(positions, dtype=np.int64),
-                        np.array(vectors, dtype=np.float32).reshape(len(vectors), DIMENSIONS),
+                        np.frombuffer(positions, dtype=np.int32).astype(np.int64),
+                        np.frombuffer(vectors, dtype=np.float32).reshape(-1, DIMENSIONS),
                     ),
                 )
         parts = [found[cluster] for cluster in clusters]
@@ -687,8 +711,8 @@ class PostgresGeneration:
 class _Rows(Sequence):
     """A field of every passage's row, by position, read when asked for."""
 
-    def __init__(self, generation: PostgresGeneration, field: str):
-        self._generation, self._field = generation, field
+    def __init__(self, generation: PostgresGeneration, field: str, read=lambda value: value):
+        self._generation, self._field, self._read = generation, field, read
 
     def __len__(self) -> int:
         return self._generation.passage_count
@@ -696,7 +720,14 @@ class _Rows(Sequence):
     def __getitem__(self, position):
         if not 0 <= position < len(self):
             raise IndexError(position)
-        return self._generation._row(position)[self._field]
+        return self._read(self._generation._row(position)[self._field])
+
+
+def _read_links(text: str) -> list[Link]:
+    return [
+        Link(other, similarity, copy, tuple(map(tuple, conflicts)))
+        for other, similarity, copy, conflicts in json.loads(text)
+    ]
 
 
 class _Sources(Mapping):

@@ -163,8 +163,12 @@ def ask(
         [c.features for c in found],
         [c.score for c in found],
     )
+    # The passages the results cite besides their own (corroborations, conflicts), read at once.
+    linked = generation.passages_at(
+        [link.other for candidate in ranked for link in generation.links[candidate.position]]
+    )
     passages = [
-        _answer_passage(generation, candidate, rank, analysed.weights)
+        _answer_passage(generation, candidate, rank, analysed.weights, linked)
         for rank, candidate in enumerate(ranked, start=1)
     ]
     return Answers(question, answerable, _elapsed_ms(started), passages, did_you_mean)
@@ -184,7 +188,7 @@ def _fold_copies(generation, ranked: list[Candidate], k: int) -> list[Candidate]
     return kept
 
 
-def _answer_passage(generation, candidate: Candidate, rank, weights) -> AnswerPassage:
+def _answer_passage(generation, candidate: Candidate, rank, weights, linked) -> AnswerPassage:
     """The cited result for one ranked candidate, with its answer span and highlights."""
     passage = candidate.passage
     source = generation.sources[passage.source]
@@ -208,18 +212,18 @@ def _answer_passage(generation, candidate: Candidate, rank, weights) -> AnswerPa
         highlights=[Span(t.start, t.end) for t in matched],
         citation=_citation(generation, passage),
         corroborated_by=[
-            _citation(generation, generation.passages[link.other])
+            _citation(generation, linked[link.other])
             for link in links
             if link.similarity >= corroboration.SAME_FACT
         ],
-        conflicts=_conflicts(generation, links),
+        conflicts=_conflicts(generation, links, linked),
     )
 
 
-def _conflicts(generation, links) -> list[Conflict]:
+def _conflicts(generation, links, linked: dict[int, Passage]) -> list[Conflict]:
     """Dates and amounts that passages about the same fact in other sources state differently."""
     return [
-        Conflict(kind, value, other_value, _citation(generation, generation.passages[link.other]))
+        Conflict(kind, value, other_value, _citation(generation, linked[link.other]))
         for link in links
         for kind, value, other_value in link.conflicts
     ]

@@ -58,6 +58,9 @@ class PassageStore(Protocol):
     def max_idf(self) -> float:
         """The idf of a term no passage holds: the most a term can weigh."""
 
+    def passages_at(self, positions: Sequence[int]) -> dict[int, Passage]:
+        """The passages at these positions, read together."""
+
     def position_of(self, passage_id: str) -> int | None:
         """The position of the passage with this stable id, or None."""
 

@@ -213,6 +213,10 @@ class WhooshGeneration:
     def _positions(self) -> dict[str, int]:
         return {passage.id: position for position, passage in enumerate(self.passages)}
 
+    def passages_at(self, positions: Sequence[int]) -> dict[int, Passage]:
+        """The passages at these positions."""
+        return {position: self.passages[position] for position in positions}
+
     def position_of(self, passage_id: str) -> int | None:
         """The position of the passage with this stable id, or None."""
         return self._positions.get(passage_id)
