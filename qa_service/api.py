@@ -8,9 +8,9 @@ from flask import Blueprint, abort, current_app, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 
-from . import search
+from . import citations, search
 from .openapi import document, json_content
-from .results import with_citation_urls
+from .results import Citation, with_citation_urls
 from .schemas import (
     AnswersSchema,
     AskQuerySchema,
@@ -18,8 +18,11 @@ from .schemas import (
     ErrorSchema,
     SourceDocumentSchema,
     SourceListSchema,
+    SourceQuerySchema,
+    VerifiedSchema,
+    VerifyRequestSchema,
 )
-from .serving import current_generation, source_url
+from .serving import current_generation, source_url, source_version
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -28,6 +31,9 @@ _ask_query = AskQuerySchema()
 _answers = AnswersSchema()
 _source_list = SourceListSchema()
 _source_document = SourceDocumentSchema()
+_source_query = SourceQuerySchema()
+_verify_request = VerifyRequestSchema()
+_verified = VerifiedSchema()
 
 _ERRORS = {"default": json_content(ErrorSchema, "Error (the same shape for every /api error)")}
 
@@ -89,16 +95,58 @@ def sources():
 @blueprint.route("/sources/<path:name>")
 @document(
     get={
-        "summary": "One source with its full text",
+        "summary": "One source with its full text (now, or the version a citation indexed)",
+        "parameters": [{"in": "query", "schema": SourceQuerySchema}],
         "responses": {"200": json_content(SourceDocumentSchema), **_ERRORS},
     }
 )
 def source(name: str):
     """A source's metadata and full text, exactly as the citations index it."""
+    version = _source_query.load(request.args.to_dict()).get("version")
+    if version is not None:
+        found = source_version(version)
+        if found is None or found.name != name:
+            abort(404, f"No version {version} of {name} is kept.")
+        return _source_document.dump(found)
     found = current_generation().sources.get(name)
     if found is None:
         abort(404, f"Unknown source: {name}")
     return _source_document.dump(found)
+
+
+@blueprint.route("/citations/verify", methods=["POST"])
+@document(
+    post={
+        "summary": "Whether a citation still holds, and where its words stand now",
+        "requestBody": {"required": True, **json_content(VerifyRequestSchema, "A citation")},
+        "responses": {"200": json_content(VerifiedSchema), **_ERRORS},
+    }
+)
+def verify_citation():
+    """Check a citation against the current version of its source."""
+    cited = _verify_request.load(_json_object())
+    current = current_generation().sources.get(cited["source"])
+    # The current text is the cited version when their digests agree (no lookup).
+    same = current is not None and current.sha256 == cited["sha256"]
+    version = current if same else source_version(cited["sha256"])
+    verdict = citations.verify(version, current, cited["start"], cited["end"])
+    found = verdict.start is not None and current is not None
+    url = None
+    if found:
+        span = Citation(cited["source"], current.title, verdict.start, verdict.end, 0, 0, 0, 0)
+        url = source_url(span, external=True)
+    return _verified.dump(
+        {
+            "status": verdict.status.value,
+            "quoted": verdict.quoted,
+            "source": cited["source"],
+            "sha256": current.sha256 if current else None,
+            "start": verdict.start,
+            "end": verdict.end,
+            "text": current.text[verdict.start : verdict.end] if found else None,
+            "url": url,
+        }
+    )
 
 
 def _json_object() -> dict:

@@ -14,8 +14,15 @@ from urllib.parse import quote, urljoin
 import httpx
 from marshmallow import ValidationError
 
-from .results import Answers, SourceDocument, SourceInfo, with_citation_urls
-from .schemas import AnswersSchema, SourceDocumentSchema, SourceListSchema
+from .results import (
+    Answers,
+    Citation,
+    SourceDocument,
+    SourceInfo,
+    Verification,
+    with_citation_urls,
+)
+from .schemas import AnswersSchema, SourceDocumentSchema, SourceListSchema, VerifiedSchema
 
 
 class QAError(Exception):
@@ -73,9 +80,22 @@ class QAClient:
         """Every indexed source."""
         return self._call("GET", "/api/v1/sources", SourceListSchema())["sources"]
 
-    def source(self, name: str) -> SourceDocument:
-        """One source with its full text."""
-        return self._call("GET", "/api/v1/sources/" + quote(name), SourceDocumentSchema())
+    def source(self, name: str, version: str | None = None) -> SourceDocument:
+        """One source with its full text: now, or the `version` (sha256) a citation indexed."""
+        params = {"version": version} if version else None
+        return self._call(
+            "GET", "/api/v1/sources/" + quote(name), SourceDocumentSchema(), params=params
+        )
+
+    def verify_citation(self, citation: Citation) -> Verification:
+        """Whether a citation still holds, and where its words stand in the current text."""
+        body = {
+            "source": citation.source,
+            "start": citation.start,
+            "end": citation.end,
+            "sha256": citation.sha256,
+        }
+        return self._call("POST", "/api/v1/citations/verify", VerifiedSchema(), json=body)
 
     def close(self) -> None:
         """Release the connection pool."""

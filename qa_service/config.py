@@ -13,6 +13,8 @@ DEFAULTS = {
     "DATABASE_URL": "",
     # postgres_fdw servers on that database to spread passages over ("" for none).
     "DATABASE_SHARDS": "",
+    # Days an article's earlier text stays retrievable for old citations after no build holds it.
+    "VERSIONS_DAYS": 365,
     # Requests to /api are small JSON documents; anything bigger is refused with 413.
     "MAX_CONTENT_LENGTH": 16 * 1024,
     # Finished answers kept per worker process (0 turns the cache off), and the most
@@ -34,6 +36,7 @@ ENVIRONMENT = {
     "QA_BACKEND": "BACKEND",
     "QA_DATABASE_URL": "DATABASE_URL",
     "QA_DATABASE_SHARDS": "DATABASE_SHARDS",
+    "QA_VERSIONS_DAYS": "VERSIONS_DAYS",
     "QA_MAX_BODY_BYTES": "MAX_CONTENT_LENGTH",
     "QA_ANSWER_CACHE_SIZE": "ANSWER_CACHE_SIZE",
     "QA_PROXY_HOPS": "PROXY_HOPS",

@@ -24,6 +24,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from .analysis import ANALYSIS_VERSION, passage_tokens
+from .config import DEFAULTS
 from .corpus import Article, read_corpus
 from .corroboration import link_passages
 from .generations import INDEX_FORMAT
@@ -59,16 +60,18 @@ class BuildReport:
 
 
 def configured_engine(config: Mapping) -> Engine:
-    """The engine the settings name: BACKEND "whoosh" (INDEX_DIR) or "postgres" (DATABASE_URL)."""
+    """The engine the settings name: BACKEND "whoosh" (INDEX_DIR) or "postgres" (DATABASE_URL);
+    settings not given take their defaults."""
+    config = {**DEFAULTS, **config}
     if config["BACKEND"] == "postgres":
         # psycopg is needed only here: the `postgres` extra of the package.
         from .postgres_store import PostgresEngine
 
-        shards = [name.strip() for name in config.get("DATABASE_SHARDS", "").split(",")]
-        return PostgresEngine(config["DATABASE_URL"], [name for name in shards if name])
+        shards = [name.strip() for name in config["DATABASE_SHARDS"].split(",") if name.strip()]
+        return PostgresEngine(config["DATABASE_URL"], shards, config["VERSIONS_DAYS"])
     if config["BACKEND"] != "whoosh":
         raise ValueError(f"unknown backend {config['BACKEND']!r}: whoosh or postgres")
-    return WhooshEngine(config["INDEX_DIR"])
+    return WhooshEngine(config["INDEX_DIR"], config["VERSIONS_DAYS"])
 
 
 def engine_for(index: Engine | Path | str) -> Engine:
@@ -126,6 +129,7 @@ def prepare(articles: list[Article]) -> PreparedIndex:
                 "date": article.date,
                 "url": article.url,
                 "passages": len(article_passages),
+                "sha256": hashlib.sha256(article.text.encode("utf-8")).hexdigest(),
                 "text": article.text,
             }
         )

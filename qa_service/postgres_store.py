@@ -35,7 +35,7 @@ from .postings import bm25, stored_length
 from .results import SourceDocument
 from .semantic import DIMENSIONS, MODEL_DIR, SentenceEncoder
 from .spelling import closest_word
-from .store import IndexUnavailable, PassageStore, PreparedIndex
+from .store import SHA256, VERSIONS_DAYS, IndexUnavailable, PassageStore, PreparedIndex
 
 # Bytes kept per worker between questions, least recently used first out: passage
 # rows, the vectors of probed clusters, and article texts.
@@ -51,6 +51,8 @@ _PUBLIC_SCHEMA = """
 CREATE TABLE IF NOT EXISTS qa_generations (
     name text PRIMARY KEY, corpus_hash text NOT NULL, passages integer NOT NULL,
     built_at timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS qa_versions (
+    sha256 text PRIMARY KEY, document jsonb NOT NULL, last_seen timestamptz NOT NULL);
 CREATE TABLE IF NOT EXISTS qa_current (
     only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
     name text NOT NULL REFERENCES qa_generations (name));
@@ -91,7 +93,8 @@ CREATE TABLE {s}.terms (term text PRIMARY KEY, id integer NOT NULL,
     idf double precision NOT NULL);
 CREATE TABLE {s}.words (word text PRIMARY KEY, frequency double precision NOT NULL);
 CREATE TABLE {s}.sources (name text PRIMARY KEY, title text, publisher text, date text,
-    url text, passages integer NOT NULL, text text NOT NULL, ordinal integer NOT NULL);
+    url text, passages integer NOT NULL, text text NOT NULL, ordinal integer NOT NULL,
+    sha256 text NOT NULL);
 CREATE TABLE {s}.facts (key text PRIMARY KEY, value jsonb NOT NULL);
 CREATE TABLE {s}.centres (cluster integer PRIMARY KEY, vector bytea NOT NULL);
 """
@@ -122,8 +125,9 @@ class PostgresEngine:
     servers' `async_capable` option).
     """
 
-    def __init__(self, url: str, shards: Sequence[str] = ()):
+    def __init__(self, url: str, shards: Sequence[str] = (), versions_days: float = VERSIONS_DAYS):
         self.url = url
+        self.versions_days = versions_days
         self.shards = list(shards)
         self._lock = threading.Lock()
         self._connection = None
@@ -195,6 +199,17 @@ class PostgresEngine:
                     " ON CONFLICT (only_row) DO UPDATE SET name = excluded.name",
                     (name,),
                 )
+                for source in prepared.sources:
+                    connection.execute(
+                        "INSERT INTO qa_versions (sha256, document, last_seen)"
+                        " VALUES (%s, %s::jsonb, now())"
+                        " ON CONFLICT (sha256) DO UPDATE SET last_seen = now()",
+                        (source["sha256"], json.dumps(source)),
+                    )
+                connection.execute(
+                    "DELETE FROM qa_versions WHERE last_seen < now() - make_interval(secs => %s)",
+                    (self.versions_days * 86400,),
+                )
                 old = connection.execute(
                     "SELECT name FROM qa_generations ORDER BY name DESC OFFSET %s",
                     (GENERATIONS_KEPT,),
@@ -205,6 +220,19 @@ class PostgresEngine:
                 _drop(connection, _schema(old_name), shards)
         self._checked_at = -math.inf
         return name
+
+    def version(self, sha256: str) -> SourceDocument | None:
+        """An article's text as some build indexed it, by the text's SHA-256, or None."""
+        if not SHA256.fullmatch(sha256):
+            return None
+        try:
+            with _connect(self.url) as connection:
+                row = connection.execute(
+                    "SELECT document FROM qa_versions WHERE sha256 = %s", (sha256,)
+                ).fetchone()
+        except Exception as exc:
+            raise IndexUnavailable(f"database unreachable ({exc})") from exc
+        return SourceDocument(**row[0]) if row else None
 
     def open(self) -> PassageStore:
         """Open the current generation, or raise IndexUnavailable."""
@@ -335,13 +363,13 @@ def _write(connection, schema: str, prepared: PreparedIndex) -> None:
             for word, frequency in _word_frequencies(prepared.passages).items():
                 copy.write_row((word, frequency))
         with cursor.copy(
-            f"COPY {schema}.sources (name, title, publisher, date, url, passages, text, ordinal)"
-            " FROM STDIN"
+            f"COPY {schema}.sources (name, title, publisher, date, url, passages, text, ordinal,"
+            " sha256) FROM STDIN"
         ) as copy:
             for ordinal, source in enumerate(prepared.sources):
                 copy.write_row((
                     source["name"], source["title"], source["publisher"], source["date"],
-                    source["url"], source["passages"], source["text"], ordinal,
+                    source["url"], source["passages"], source["text"], ordinal, source["sha256"],
                 ))  # fmt: skip
         clusters = f"COPY {schema}.clusters (cluster, positions, vectors) FROM STDIN"
         with cursor.copy(clusters) as copy:
@@ -750,14 +778,14 @@ class _Sources(Mapping):
             raise KeyError(name)
         schema = self._generation._schema
         rows = self._generation._query(
-            f"SELECT name, title, publisher, date, url, passages, text FROM {schema}.sources"
-            " WHERE name = %s",
+            "SELECT name, title, publisher, date, url, passages, text, sha256"
+            f" FROM {schema}.sources WHERE name = %s",
             (name,),
         )
         if not rows:
             raise KeyError(name)
-        fields = dict(zip(("name", "title", "publisher", "date", "url", "passages", "text"),
-                          rows[0], strict=True))  # fmt: skip
+        names = ("name", "title", "publisher", "date", "url", "passages", "text", "sha256")
+        fields = dict(zip(names, rows[0], strict=True))
         return self._cache.remember(name, SourceDocument(**fields))
 
     def __iter__(self):

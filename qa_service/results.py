@@ -39,6 +39,8 @@ class Citation:
     byte_end: int
     line_start: int
     line_end: int
+    # SHA-256 of the exact source text the offsets index (its UTF-8 bytes): the version cited.
+    sha256: str | None = None
     # Link to the source page at the cited span; only the web layer knows it.
     url: str | None = None
 
@@ -82,6 +84,20 @@ class Answers:
 
 
 @dataclass(frozen=True)
+class Verification:
+    """What became of a citation's words in the current version of its source."""
+
+    status: str  # holds, moved, changed, gone or unknown_version
+    source: str
+    quoted: str | None = None  # the cited words, from the version cited
+    sha256: str | None = None  # the current version
+    start: int | None = None  # where the words (or close ones) stand now
+    end: int | None = None
+    text: str | None = None  # the current words there
+    url: str | None = None
+
+
+@dataclass(frozen=True)
 class SourceInfo:
     """An indexed article: its name, title, metadata and passage count."""
 
@@ -91,6 +107,8 @@ class SourceInfo:
     publisher: str | None = None
     date: str | None = None
     url: str | None = None
+    # SHA-256 of the text's UTF-8 bytes: which version of the article this is.
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)

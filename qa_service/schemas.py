@@ -6,7 +6,15 @@ and, for the client, load JSON back into them (ignoring fields added later).
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
+from marshmallow import (
+    EXCLUDE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    validate,
+    validates_schema,
+)
 
 from .results import (
     AnswerPassage,
@@ -17,6 +25,7 @@ from .results import (
     SourceDocument,
     SourceInfo,
     Span,
+    Verification,
 )
 
 QUESTION_MAX_CHARS = 500
@@ -121,6 +130,10 @@ class CitationSchema(ResponseSchema):
     byte_end = fields.Integer(required=True)
     line_start = fields.Integer(required=True, metadata={"description": "1-based."})
     line_end = fields.Integer(required=True)
+    sha256 = fields.String(
+        allow_none=True,
+        metadata={"description": "SHA-256 of the source text the offsets index (its version)."},
+    )
     url = fields.String(allow_none=True, metadata={"description": "Source page at the span."})
 
     @post_load
@@ -192,6 +205,9 @@ class SourceInfoSchema(ResponseSchema):
     publisher = fields.String(allow_none=True)
     date = fields.String(allow_none=True)
     url = fields.String(allow_none=True, metadata={"description": "Original article, if known."})
+    sha256 = fields.String(
+        allow_none=True, metadata={"description": "SHA-256 of the text's UTF-8 bytes (version)."}
+    )
 
     @post_load
     def _make(self, data, **kwargs):
@@ -212,6 +228,63 @@ class SourceDocumentSchema(SourceInfoSchema):
     @post_load
     def _make(self, data, **kwargs):
         return SourceDocument(**data)
+
+
+_SHA256 = validate.Regexp(r"^[0-9a-f]{64}$", error="Not a SHA-256 in lower-case hex.")
+# Longer than any name the corpus reader accepts: a longer one is simply unknown.
+SOURCE_NAME_MAX_CHARS = 1024
+
+
+class SourceQuerySchema(Schema):
+    """Query string of GET /api/v1/sources/<name>."""
+
+    version = fields.String(
+        validate=_SHA256,
+        metadata={"description": "The text as a citation with this `sha256` indexed it."},
+    )
+
+
+class VerifyRequestSchema(Schema):
+    """Body of POST /api/v1/citations/verify: the parts of a citation that pin it."""
+
+    source = fields.String(
+        required=True, validate=validate.Length(min=1, max=SOURCE_NAME_MAX_CHARS)
+    )
+    start = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=0, max=2**31 - 1)
+    )
+    end = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=2**31 - 1))
+    sha256 = fields.String(required=True, validate=_SHA256)
+
+    @validates_schema
+    def _span(self, data, **kwargs):
+        if data["end"] < data["start"]:
+            raise ValidationError("Must not be before start.", "end")
+
+
+class VerifiedSchema(ResponseSchema):
+    """200 body of POST /api/v1/citations/verify."""
+
+    status = fields.String(
+        required=True,
+        validate=validate.OneOf(["holds", "moved", "changed", "gone", "unknown_version"]),
+        metadata={
+            "description": "holds: the same words at the same offsets; moved: the same words "
+            "elsewhere; changed: close words (reworded); gone: nothing close, or the source "
+            "was removed; unknown_version: the cited version is no longer kept."
+        },
+    )
+    quoted = fields.String(allow_none=True, metadata={"description": "The cited words."})
+    source = fields.String(required=True)
+    sha256 = fields.String(allow_none=True, metadata={"description": "The current version."})
+    start = fields.Integer(allow_none=True, metadata={"description": "Where they stand now."})
+    end = fields.Integer(allow_none=True)
+    text = fields.String(allow_none=True, metadata={"description": "The current words there."})
+    url = fields.String(allow_none=True, metadata={"description": "Source page at that span."})
+
+    @post_load
+    def _make(self, data, **kwargs):
+        return Verification(**data)
 
 
 class HealthSchema(ResponseSchema):

@@ -240,6 +240,7 @@ def _citation(generation, passage: Passage) -> Citation:
         byte_end=passage.byte_end,
         line_start=passage.line_start,
         line_end=passage.line_end,
+        sha256=generation.sources[passage.source].sha256,
     )
 
 

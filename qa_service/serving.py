@@ -6,7 +6,7 @@ import logging
 
 from flask import current_app, g, url_for
 
-from .results import Citation
+from .results import Citation, SourceDocument
 from .store import IndexUnavailable, PassageStore
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,11 @@ def current_generation() -> PassageStore:
     if "index_generation" not in g:
         g.index_generation = current_app.extensions["qa_index"].generation()
     return g.index_generation
+
+
+def source_version(sha256: str) -> SourceDocument | None:
+    """An article's text as a build indexed it, by its SHA-256 (kept VERSIONS_DAYS)."""
+    return current_app.extensions["qa_index"].engine.version(sha256)
 
 
 def log_index_unavailable(exc: IndexUnavailable) -> None:
@@ -44,6 +49,10 @@ def source_url(citation: Citation, external: bool = False) -> str:
     paths = g.setdefault("source_paths", {})
     if citation.source not in paths:
         paths[citation.source] = url_for("web.source", name=citation.source)
-    path = f"{paths[citation.source]}?start={citation.start}&end={citation.end}#cited"
+    path = f"{paths[citation.source]}?start={citation.start}&end={citation.end}"
+    if citation.sha256:
+        # The version cited: the page shows that text even after the article changes.
+        path += f"&version={citation.sha256}"
+    path += "#cited"
     public_url = current_app.config["PUBLIC_URL"] if external else ""
     return public_url.rstrip("/") + path

@@ -12,6 +12,7 @@ passage_count - 1, the order the build wrote them in); across generations by
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -24,6 +25,10 @@ from .nearest import VectorIndex
 from .passages import Passage, Token
 from .postings import Postings
 from .results import SourceDocument
+
+# How long a version of an article stays retrievable after no build holds it any more.
+VERSIONS_DAYS = 365
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class IndexUnavailable(RuntimeError):
@@ -129,3 +134,7 @@ class Engine(Protocol):
 
     def check(self) -> str:
         """The current generation's name if it can be served, else raise IndexUnavailable."""
+
+    def version(self, sha256: str) -> SourceDocument | None:
+        """An article's text as it was when some build indexed it, by the text's SHA-256;
+        kept VERSIONS_DAYS after the last build that held it (always while current)."""

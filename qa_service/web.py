@@ -12,7 +12,7 @@ from . import search
 from .openapi import document, media_content
 from .results import AnswerPassage
 from .schemas import K_DEFAULT, QUESTION_MAX_CHARS, AskQuerySchema
-from .serving import current_generation, source_url
+from .serving import current_generation, source_url, source_version
 
 blueprint = Blueprint("web", __name__)
 blueprint.add_app_template_filter(source_url)
@@ -101,7 +101,12 @@ def source_list():
 )
 def source(name: str):
     """The whole article, with the span `start`..`end` highlighted when given."""
-    found = current_generation().sources.get(name)
+    current = found = current_generation().sources.get(name)
+    version = request.args.get("version")
+    if version and (current is None or version != current.sha256):
+        found = source_version(version)
+        if found is None or found.name != name:
+            abort(404, f"That version of {name!r} is no longer kept.")
     if found is None:
         abort(404, f"There is no source named {name!r}.")
     text = found.text
@@ -113,7 +118,9 @@ def source(name: str):
         parts = (text[:start], text[start:end], text[end:])
     else:
         abort(400, f"The span {start}-{end} is not inside this source (0-{len(text)}).")
-    return render_template("source.html", source=found, parts=parts, start=start, end=end)
+    return render_template(
+        "source.html", source=found, parts=parts, start=start, end=end, current=current
+    )
 
 
 def mark_runs(passage: AnswerPassage) -> list[tuple[bool, list[Segment]]]:

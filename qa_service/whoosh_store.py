@@ -13,6 +13,8 @@ import functools
 import json
 import logging
 import math
+import os
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -35,10 +37,12 @@ from .postings import Postings
 from .results import SourceDocument
 from .semantic import SentenceEncoder, write_encoder
 from .spelling import closest_word
-from .store import PassageStore, PreparedIndex
+from .store import SHA256, VERSIONS_DAYS, PassageStore, PreparedIndex
 
 log = logging.getLogger(__name__)
 LINKS = "links.json"
+# Beside the generations: every version of every article indexed, by SHA-256.
+VERSIONS = "versions"
 SENTENCE_VECTORS = "sentence-vectors.npy"
 CORRECTION_CACHE_WORDS = 20_000
 
@@ -55,8 +59,9 @@ SCHEMA = Schema(
 class WhooshEngine:
     """Generations as folders under `index_dir` (an `store.Engine`)."""
 
-    def __init__(self, index_dir: Path | str):
+    def __init__(self, index_dir: Path | str, versions_days: float = VERSIONS_DAYS):
         self.index_dir = Path(index_dir)
+        self.versions_days = versions_days
 
     def current_name(self) -> str | None:
         """The current generation's name, or None."""
@@ -91,7 +96,37 @@ class WhooshEngine:
                 "sources": prepared.sources,
             }
             generations.write_manifest(folder, manifest)
+        self._keep_versions(prepared.sources)
         return name
+
+    def _keep_versions(self, sources: list[dict]) -> None:
+        """Store each article's text by its SHA-256 (once), mark it seen, forget old ones."""
+        folder = self.index_dir / VERSIONS
+        folder.mkdir(exist_ok=True)
+        current = set()
+        for source in sources:
+            path = folder / f"{source['sha256']}.json"
+            current.add(path.name)
+            if path.exists():
+                os.utime(path)  # seen now: its retention starts again
+                continue
+            partial = path.with_suffix(".partial")
+            partial.write_text(json.dumps(source, ensure_ascii=False), encoding="utf-8")
+            os.replace(partial, path)
+        cutoff = time.time() - self.versions_days * 86400
+        for path in folder.glob("*.json"):
+            if path.name not in current and path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+
+    def version(self, sha256: str) -> SourceDocument | None:
+        """An article's text as some build indexed it, by the text's SHA-256, or None."""
+        if not SHA256.fullmatch(sha256):
+            return None
+        try:
+            text = (self.index_dir / VERSIONS / f"{sha256}.json").read_text(encoding="utf-8")
+        except OSError:
+            return None
+        return SourceDocument(**json.loads(text))
 
     def open(self) -> PassageStore:
         """Open the current generation, or raise IndexUnavailable."""

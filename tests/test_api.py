@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import pytest
@@ -37,12 +38,15 @@ def test_post_ask_returns_the_contract(client, seed_texts):
     ]  # fmt: skip
     citation = passage["citation"]
     offsets = ["start", "end", "byte_start", "byte_end", "line_start", "line_end"]
-    assert list(citation) == ["source", "title", *offsets, "url"]
+    assert list(citation) == ["source", "title", *offsets, "sha256", "url"]
     source = seed_texts[citation["source"]]
     assert source[citation["start"] : citation["end"]] == passage["text"]
+    # The version of the source the offsets index.
+    assert citation["sha256"] == hashlib.sha256(source.encode()).hexdigest()
     # Relative: without QA_PUBLIC_URL nothing says where readers reach the service.
     assert citation["url"] == (
-        f"/sources/{citation['source']}?start={citation['start']}&end={citation['end']}#cited"
+        f"/sources/{citation['source']}?start={citation['start']}&end={citation['end']}"
+        f"&version={citation['sha256']}#cited"
     )
     assert "$1,000" in passage["text"]
     AnswersSchema().load(body)  # the body loads back through the documented schema

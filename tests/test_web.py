@@ -21,7 +21,9 @@ def test_results_show_rank_marks_answer_and_a_citation_link(client, seed_texts):
     assert page.count('class="result"') == len(api["passages"]) > 0
     assert '<strong class="answer">' in page and "<mark>damages</mark>" in page
     link = re.search(
-        r'<a href="(/sources/([^"?]+)\?start=(\d+)&amp;end=(\d+)#cited)">([^<]+)</a>', page
+        r'<a href="(/sources/([^"?]+)\?start=(\d+)&amp;end=(\d+)&amp;version=[0-9a-f]{64}#cited)">'
+        r"([^<]+)</a>",
+        page,
     )
     assert link, page
     name, start, end = link.group(2), int(link.group(3)), int(link.group(4))
