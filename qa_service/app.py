@@ -20,8 +20,9 @@ from . import api, health, observability, openapi, web
 from .cache import AnswerCache
 from .config import load_config
 from .index import IndexHandle, configured_engine
+from .keys import load_keys
 from .schemas import ErrorSchema
-from .serving import INDEX_UNAVAILABLE, log_index_unavailable
+from .serving import INDEX_UNAVAILABLE, log_index_unavailable, require_key
 from .store import IndexUnavailable
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,12 @@ def create_app(config: Mapping | None = None) -> Flask:
     # Nothing is opened here: each gunicorn worker opens the index after the fork
     # (post_worker_init in gunicorn_conf), or on its first request.
     app.extensions["qa_index"] = IndexHandle(configured_engine(app.config))
+    keys_file = app.config["API_KEYS_FILE"]
+    app.extensions["qa_keys"] = load_keys(keys_file) if keys_file else []
+    if app.config["READ_NEEDS_KEY"]:
+        if not app.extensions["qa_keys"]:
+            raise ValueError("QA_READ_NEEDS_KEY needs QA_API_KEYS_FILE with a key of scope read")
+        app.before_request(_require_read_key)
     # Keyed on the index generation, so a rebuild never serves a stale answer.
     app.extensions["qa_answer_cache"] = AnswerCache(
         app.config["ANSWER_CACHE_SIZE"], app.config["ANSWER_CACHE_BYTES"]
@@ -72,6 +79,13 @@ def create_app(config: Mapping | None = None) -> Flask:
     app.after_request(_add_headers)
     observability.install(app)
     return app
+
+
+def _require_read_key():
+    # Health and metrics stay open to load balancers and scrapers; pages and the API
+    # do not (a browser sends no bearer key, so the pages answer 401).
+    if request.blueprint in ("api", "web"):
+        require_key("read")
 
 
 def error_response(status: int, message: str, field_errors: Mapping | None = None):

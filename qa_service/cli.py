@@ -14,6 +14,7 @@ import click
 
 from .config import DEFAULTS
 from .evaluation import MATCH_RULES
+from .keys import SCOPES
 from .results import Answers
 
 
@@ -161,6 +162,58 @@ def evaluate_command(url: str | None, questions: Path, k: int, match: str, seeds
             lambda q, n: local_ask(generation, q, k=n), load_questions(questions), texts, k, match
         )
     click.echo(json.dumps(report, indent=2))
+
+
+@main.group()
+def keys() -> None:
+    """API keys: stored as digests in the keys file (QA_API_KEYS_FILE)."""
+
+
+_keys_file = click.option(
+    "--file",
+    "keys_file",
+    envvar="QA_API_KEYS_FILE",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The keys file (env QA_API_KEYS_FILE).",
+)
+
+
+@keys.command("add")
+@click.argument("name")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(SCOPES),
+    default=["read"],
+    show_default=True,
+    help="What the key may do (repeat for more).",
+)
+@_keys_file
+def add_key_command(name: str, scopes: tuple[str, ...], keys_file: Path) -> None:
+    """Make a key NAME; print its secret (shown this once, stored only as a digest)."""
+    from .keys import add_key
+
+    try:
+        secret = add_key(keys_file, name, scopes)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(secret)
+
+
+@keys.command("list")
+@_keys_file
+def list_keys_command(keys_file: Path) -> None:
+    """The keys' names and scopes (never their secrets)."""
+    from .keys import load_keys
+
+    try:
+        found = load_keys(keys_file)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for key in found:
+        click.echo(f"{key.name}\t{','.join(key.scopes)}")
 
 
 def format_answers(answers: Answers) -> str:

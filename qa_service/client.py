@@ -60,10 +60,15 @@ class QAClient:
         base_url: str,
         *,
         timeout: float = 5.0,
+        api_key: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ):
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, transport=transport)
+        # Sent with every request (a service with QA_READ_NEEDS_KEY=1 wants one to read).
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        self._http = httpx.Client(
+            base_url=self.base_url, timeout=timeout, transport=transport, headers=headers
+        )
 
     def ask(self, question: str, k: int = 5, *, sources: Sequence[str] | None = None) -> Answers:
         """Ranked, cited passages answering `question`; citation URLs made absolute."""

@@ -13,6 +13,10 @@ DEFAULTS = {
     "DATABASE_URL": "",
     # postgres_fdw servers on that database to spread passages over ("" for none).
     "DATABASE_SHARDS": "",
+    # API keys (qa-service keys add), stored as digests; "" for none.
+    "API_KEYS_FILE": "",
+    # 1: the JSON API answers only requests with a key of scope "read" (and the pages none).
+    "READ_NEEDS_KEY": 0,
     # Days an article's earlier text stays retrievable for old citations after no build holds it.
     "VERSIONS_DAYS": 365,
     # Requests to /api are small JSON documents; anything bigger is refused with 413.
@@ -37,6 +41,8 @@ ENVIRONMENT = {
     "QA_DATABASE_URL": "DATABASE_URL",
     "QA_DATABASE_SHARDS": "DATABASE_SHARDS",
     "QA_VERSIONS_DAYS": "VERSIONS_DAYS",
+    "QA_API_KEYS_FILE": "API_KEYS_FILE",
+    "QA_READ_NEEDS_KEY": "READ_NEEDS_KEY",
     "QA_MAX_BODY_BYTES": "MAX_CONTENT_LENGTH",
     "QA_ANSWER_CACHE_SIZE": "ANSWER_CACHE_SIZE",
     "QA_PROXY_HOPS": "PROXY_HOPS",

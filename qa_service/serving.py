@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import current_app, g, url_for
+from flask import current_app, g, request, url_for
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import Forbidden, Unauthorized
 
+from .keys import ApiKey, match
 from .results import Citation, SourceDocument
 from .store import IndexUnavailable, PassageStore
 
@@ -28,6 +31,25 @@ def current_generation() -> PassageStore:
 def source_version(sha256: str) -> SourceDocument | None:
     """An article's text as a build indexed it, by its SHA-256 (kept VERSIONS_DAYS)."""
     return current_app.extensions["qa_index"].engine.version(sha256)
+
+
+def require_key(scope: str) -> ApiKey:
+    """The API key this request presents, when it may `scope`; else 401 (no or unknown
+    key, with WWW-Authenticate) or 403 (a key without that scope)."""
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    secret = secret.strip()
+    key = None
+    if scheme.lower() == "bearer" and secret:
+        key = match(current_app.extensions["qa_keys"], secret)
+    if key is None:
+        raise Unauthorized(
+            "This needs an API key: send it as 'Authorization: Bearer <key>'.",
+            www_authenticate=WWWAuthenticate("bearer", {"realm": "qa_service"}),
+        )
+    if scope not in key.scopes:
+        raise Forbidden(f"The key {key.name!r} may not {scope}.")
+    g.api_key = key.name
+    return key
 
 
 def log_index_unavailable(exc: IndexUnavailable) -> None:

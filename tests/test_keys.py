@@ -1,0 +1,108 @@
+"""API keys: stored as digests, scoped, checked on every request when reading needs one."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from support import gunicorn_server
+
+from qa_service.app import create_app
+from qa_service.cli import main
+from qa_service.client import QAClient, QAClientError
+from qa_service.keys import add_key, digest, load_keys, match
+
+
+@pytest.fixture()
+def keys_file(tmp_path):
+    """A keys file with a reading key and a writing key; their secrets by name."""
+    path = tmp_path / "keys.json"
+    secrets = {
+        "reader": add_key(path, "reader", ["read"]),
+        "writer": add_key(path, "writer", ["write"]),
+    }
+    return path, secrets
+
+
+def test_only_digests_are_stored_and_only_the_owner_reads_them(keys_file):
+    path, secrets = keys_file
+    stored = path.read_text()
+    assert all(secret not in stored for secret in secrets.values())
+    assert {key.sha256 for key in load_keys(path)} == {digest(s) for s in secrets.values()}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_secret_matches_its_key_and_nothing_else_does(keys_file):
+    path, secrets = keys_file
+    keys = load_keys(path)
+    assert match(keys, secrets["reader"]).name == "reader"
+    assert match(keys, secrets["writer"]).scopes == ("write",)
+    assert match(keys, secrets["reader"] + "x") is None
+    assert match(keys, "") is None
+
+
+def test_names_are_unique_and_scopes_known(keys_file):
+    path, _ = keys_file
+    with pytest.raises(ValueError, match="already a key"):
+        add_key(path, "reader", ["read"])
+    with pytest.raises(ValueError, match="scopes"):
+        add_key(path, "admin", ["admin"])
+
+
+def test_the_cli_shows_a_secret_once_and_lists_names_only(tmp_path):
+    path = tmp_path / "keys.json"
+    runner = CliRunner()
+    added = runner.invoke(main, ["keys", "add", "desk", "--scope", "read", "--scope", "write",
+                                 "--file", str(path)])  # fmt: skip
+    assert added.exit_code == 0, added.output
+    secret = added.output.strip()
+    assert secret.startswith("qa_") and match(load_keys(path), secret).name == "desk"
+    listed = runner.invoke(main, ["keys", "list", "--file", str(path)])
+    assert listed.output == "desk\tread,write\n"
+    again = runner.invoke(main, ["keys", "add", "desk", "--file", str(path)])
+    assert again.exit_code != 0 and "already a key" in again.output
+
+
+def test_reading_needs_a_key_when_configured(index_dir, keys_file):
+    path, secrets = keys_file
+    app = create_app({"INDEX_DIR": str(index_dir), "API_KEYS_FILE": str(path), "READ_NEEDS_KEY": 1})
+    client = app.test_client()
+    ask = "/api/v1/ask?q=What+damages+are+sought%3F"
+    missing = client.get(ask)
+    assert missing.status_code == 401
+    assert missing.get_json()["error"]["status"] == 401
+    assert missing.headers["WWW-Authenticate"].lower().startswith("bearer")
+    wrong = client.get(ask, headers={"Authorization": "Bearer qa_not-a-key"})
+    assert wrong.status_code == 401
+    writer = client.get(ask, headers={"Authorization": f"Bearer {secrets['writer']}"})
+    assert writer.status_code == 403 and "writer" in writer.get_json()["error"]["message"]
+    reader = client.get(ask, headers={"Authorization": f"Bearer {secrets['reader']}"})
+    assert reader.status_code == 200 and reader.get_json()["passages"]
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/").status_code == 401
+
+
+def test_reading_needs_a_key_only_with_keys_to_check(index_dir):
+    with pytest.raises(ValueError, match="QA_API_KEYS_FILE"):
+        create_app({"INDEX_DIR": str(index_dir), "READ_NEEDS_KEY": 1})
+
+
+def test_keys_against_real_gunicorn_and_never_in_the_logs(index_dir, keys_file, tmp_path):
+    path, secrets = keys_file
+    log = tmp_path / "gunicorn.log"
+    settings = {"QA_API_KEYS_FILE": str(path), "QA_READ_NEEDS_KEY": "1"}
+    with gunicorn_server(index_dir, log, ready="/healthz", **settings) as url:
+        question = {"question": "What damages are sought?"}
+        assert httpx.post(url + "/api/v1/ask", json=question).status_code == 401
+        with QAClient(url, api_key=secrets["reader"]) as client:
+            assert client.ask(question["question"]).passages
+        with QAClient(url, api_key=secrets["writer"]) as client:
+            with pytest.raises(QAClientError) as refused:
+                client.ask(question["question"])
+            assert refused.value.status == 403
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert {line.get("status") for line in lines} >= {401, 200}
+    assert secrets["reader"] not in log.read_text()
