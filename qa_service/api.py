@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
-from flask import Blueprint, abort, current_app, request
+from flask import Blueprint, abort, current_app, g, request, url_for
 from marshmallow import ValidationError
-from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
+from werkzeug.exceptions import (
+    BadRequest,
+    Conflict,
+    HTTPException,
+    RequestEntityTooLarge,
+    UnsupportedMediaType,
+)
 
 from . import citations, search
 from .openapi import document, json_content
@@ -16,13 +27,17 @@ from .schemas import (
     AskQuerySchema,
     AskRequestSchema,
     ErrorSchema,
+    SourceCreateSchema,
     SourceDocumentSchema,
+    SourceInfoSchema,
     SourceListSchema,
     SourceQuerySchema,
+    SourceWriteSchema,
     VerifiedSchema,
     VerifyRequestSchema,
 )
-from .serving import current_generation, source_url, source_version
+from .serving import current_generation, require_key, source_url, source_version
+from .writes import NAME, NotIndexable, WriterBusy, delete_source, exists, put_source
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -34,6 +49,11 @@ _source_document = SourceDocumentSchema()
 _source_query = SourceQuerySchema()
 _verify_request = VerifyRequestSchema()
 _verified = VerifiedSchema()
+_source_create = SourceCreateSchema()
+_source_write = SourceWriteSchema()
+_source_info = SourceInfoSchema()
+# Who changed which article, and how it ended: one JSON line per write.
+audit = logging.getLogger("qa_service.audit")
 
 _ERRORS = {"default": json_content(ErrorSchema, "Error (the same shape for every /api error)")}
 
@@ -80,28 +100,74 @@ def ask():
     return {**body, "took_ms": round((time.perf_counter() - started) * 1000, 3)}
 
 
-@blueprint.route("/sources")
+_WRITE = {"security": [{"apiKey": []}]}
+
+
+@blueprint.route("/sources", methods=["GET", "POST"])
 @document(
     get={
         "summary": "List the indexed sources",
         "responses": {"200": json_content(SourceListSchema), **_ERRORS},
-    }
+    },
+    post={
+        "summary": "Add an article (needs a key with scope write); answerable on return",
+        "requestBody": {"required": True, **json_content(SourceCreateSchema, "The article")},
+        "responses": {"201": json_content(SourceInfoSchema), **_ERRORS},
+        **_WRITE,
+    },
 )
 def sources():
-    """Every indexed source with its title and passage count."""
-    return _source_list.dump({"sources": list(current_generation().sources.values())})
+    """Every indexed source with its title and passage count; or add one."""
+    if request.method == "GET":
+        return _source_list.dump({"sources": list(current_generation().sources.values())})
+    require_key("write")
+    fields = _source_create.load(_source_body())
+    name = fields.pop("name")
+    with _audited("add", name):
+        if exists(_corpus(), name):
+            abort(409, f"There is already a source named {name}: PUT replaces it.")
+        return _written(name, fields, 201)
 
 
-@blueprint.route("/sources/<path:name>")
+@blueprint.route("/sources/<path:name>", methods=["GET", "PUT", "DELETE"])
 @document(
     get={
         "summary": "One source with its full text (now, or the version a citation indexed)",
         "parameters": [{"in": "query", "schema": SourceQuerySchema}],
         "responses": {"200": json_content(SourceDocumentSchema), **_ERRORS},
-    }
+    },
+    put={
+        "summary": "Add or replace an article (needs a key with scope write)",
+        "requestBody": {"required": True, **json_content(SourceWriteSchema, "The article")},
+        "responses": {
+            "200": json_content(SourceInfoSchema, "Replaced"),
+            "201": json_content(SourceInfoSchema, "Added"),
+            **_ERRORS,
+        },
+        **_WRITE,
+    },
+    delete={
+        "summary": "Remove an article (needs a key with scope write)",
+        "responses": {"204": {"description": "Removed"}, **_ERRORS},
+        **_WRITE,
+    },
 )
 def source(name: str):
-    """A source's metadata and full text, exactly as the citations index it."""
+    """A source's metadata and full text, exactly as the citations index it; or write it."""
+    if request.method == "PUT":
+        require_key("write")
+        fields = _source_write.load(_source_body())
+        with _audited("replace", name):
+            if not NAME.fullmatch(name):
+                raise ValidationError({"name": ["A file name ending .txt or .md."]})
+            return _written(name, fields, 200 if exists(_corpus(), name) else 201)
+    if request.method == "DELETE":
+        require_key("write")
+        with _audited("delete", name):
+            if not exists(_corpus(), name):
+                abort(404, f"Unknown source: {name}")
+            _build(delete_source, name)
+            return "", 204
     version = _source_query.load(request.args.to_dict()).get("version")
     if version is not None:
         found = source_version(version)
@@ -149,17 +215,90 @@ def verify_citation():
     )
 
 
+def _corpus() -> Path:
+    return Path(current_app.config["SEEDS_DIR"])
+
+
+def _source_body() -> dict:
+    """An article to write: a JSON object, or text/plain with its fields in the query string."""
+    # Articles are larger than questions: their own limit.
+    request.max_content_length = current_app.config["MAX_SOURCE_BYTES"]
+    if request.mimetype == "text/plain":
+        data = request.get_data(cache=True)
+        _refuse_cut_short(data)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValidationError({"text": ["The body must be UTF-8 text."]}) from None
+        return {**request.args.to_dict(), "text": text}
+    return _json_object()
+
+
+def _written(name: str, fields: dict, status: int):
+    """Write the article, rebuild, and answer with what is now indexed of it."""
+    text = fields.pop("text")
+    _build(put_source, name, text, fields)
+    found = current_generation().sources.get(name)
+    response = current_app.json.response(_source_info.dump(found))
+    response.status_code = status
+    response.headers["Location"] = url_for("api.source", name=name)
+    return response
+
+
+def _build(write, name: str, *arguments) -> None:
+    """Run a write, one at a time per corpus."""
+    try:
+        write(_corpus(), current_app.extensions["qa_index"].engine, name, *arguments)
+    except WriterBusy as exc:
+        raise Conflict(f"{exc}; try again.") from exc
+    except NotIndexable as exc:
+        raise Conflict(str(exc)) from exc
+
+
+@contextlib.contextmanager
+def _audited(action: str, name: str):
+    """One JSON line in the audit log per write: when, which key, what, and how it ended."""
+    outcome = 500
+    try:
+        yield
+        outcome = 200
+    except HTTPException as exc:
+        outcome = exc.code
+        raise
+    except ValidationError:
+        outcome = 422
+        raise
+    finally:
+        audit.info(
+            json.dumps(
+                {
+                    "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "key": g.get("api_key"),
+                    "action": action,
+                    "source": name,
+                    "status": outcome,
+                    "request_id": g.get("request_id"),
+                },
+                ensure_ascii=False,
+            )
+        )
+
+
+def _refuse_cut_short(data: bytes) -> None:
+    """413 for a chunked body Werkzeug stopped reading at the limit."""
+    # A chunked body has no length to check up front, and Werkzeug stops reading
+    # it at the limit without a word: what it read is cut short, not the body.
+    if request.content_length is None and len(data) >= request.max_content_length:
+        raise RequestEntityTooLarge()
+
+
 def _json_object() -> dict:
     """The request body as a JSON object, or a 415/400 error saying what is wrong."""
     if not request.is_json:
         raise UnsupportedMediaType(
             "The body must be JSON sent with Content-Type: application/json."
         )
-    data = request.get_data(cache=True)
-    if request.content_length is None and len(data) >= current_app.config["MAX_CONTENT_LENGTH"]:
-        # A chunked body has no length to check up front, and Werkzeug stops reading
-        # it at the limit without a word: what it read is cut short, not the body.
-        raise RequestEntityTooLarge()
+    _refuse_cut_short(request.get_data(cache=True))
     try:
         body = request.get_json()
     except BadRequest:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 
 from flask import Flask, current_app, g, render_template, request
 from flask.globals import request_ctx
@@ -57,6 +58,8 @@ def create_app(config: Mapping | None = None) -> Flask:
     # Nothing is opened here: each gunicorn worker opens the index after the fork
     # (post_worker_init in gunicorn_conf), or on its first request.
     app.extensions["qa_index"] = IndexHandle(configured_engine(app.config))
+    if app.config["AUDIT_LOG"]:
+        _log_audit_to(app.config["AUDIT_LOG"])
     keys_file = app.config["API_KEYS_FILE"]
     app.extensions["qa_keys"] = load_keys(keys_file) if keys_file else []
     if app.config["READ_NEEDS_KEY"]:
@@ -79,6 +82,17 @@ def create_app(config: Mapping | None = None) -> Flask:
     app.after_request(_add_headers)
     observability.install(app)
     return app
+
+
+def _log_audit_to(path: str) -> None:
+    """Append the audit log's JSON lines to `path` too (once per process)."""
+    audit = logging.getLogger("qa_service.audit")
+    audit.setLevel(logging.INFO)
+    target = str(Path(path).resolve())
+    if not any(getattr(h, "baseFilename", None) == target for h in audit.handlers):
+        handler = logging.FileHandler(target, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        audit.addHandler(handler)
 
 
 def _require_read_key():
@@ -111,7 +125,7 @@ def _wants_json() -> bool:
 
 def _handle_http_error(exc: HTTPException):
     if isinstance(exc, RequestEntityTooLarge):
-        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        limit = request.max_content_length
         exc.description = f"The request body is larger than {limit} bytes."
     if _wants_json():
         response = current_app.json.response(error_response(exc.code, exc.description)[0])

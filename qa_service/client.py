@@ -22,7 +22,13 @@ from .results import (
     Verification,
     with_citation_urls,
 )
-from .schemas import AnswersSchema, SourceDocumentSchema, SourceListSchema, VerifiedSchema
+from .schemas import (
+    AnswersSchema,
+    SourceDocumentSchema,
+    SourceInfoSchema,
+    SourceListSchema,
+    VerifiedSchema,
+)
 
 
 class QAError(Exception):
@@ -92,6 +98,21 @@ class QAClient:
             "GET", "/api/v1/sources/" + quote(name), SourceDocumentSchema(), params=params
         )
 
+    def add_source(self, name: str, text: str, **metadata: str) -> SourceInfo:
+        """Add an article (title, publisher, date, url as metadata); needs a write key."""
+        body = {"name": name, "text": text, **metadata}
+        return self._call("POST", "/api/v1/sources", SourceInfoSchema(), json=body)
+
+    def replace_source(self, name: str, text: str, **metadata: str) -> SourceInfo:
+        """Add or replace an article; needs a write key."""
+        body = {"text": text, **metadata}
+        path = "/api/v1/sources/" + quote(name)
+        return self._call("PUT", path, SourceInfoSchema(), json=body)
+
+    def delete_source(self, name: str) -> None:
+        """Remove an article; needs a write key."""
+        self._call("DELETE", "/api/v1/sources/" + quote(name), None)
+
     def verify_citation(self, citation: Citation) -> Verification:
         """Whether a citation still holds, and where its words stand in the current text."""
         body = {
@@ -125,6 +146,8 @@ class QAClient:
             error_class = QAClientError if response.status_code < 500 else QAServerError
             message = _error_message(body) or response.reason_phrase
             raise error_class(response.status_code, message, body)
+        if schema is None:
+            return None
         try:
             return schema.load(body)
         except ValidationError as exc:

@@ -21,6 +21,10 @@ DEFAULTS = {
     "VERSIONS_DAYS": 365,
     # Requests to /api are small JSON documents; anything bigger is refused with 413.
     "MAX_CONTENT_LENGTH": 16 * 1024,
+    # Articles written over the API are larger: their own limit (413 above).
+    "MAX_SOURCE_BYTES": 2 * 1024 * 1024,
+    # Where the audit log of writes goes (JSON lines), besides the service's own log.
+    "AUDIT_LOG": "",
     # Finished answers kept per worker process (0 turns the cache off), and the most
     # bytes of JSON they may hold together.
     "ANSWER_CACHE_SIZE": 2048,
@@ -44,6 +48,8 @@ ENVIRONMENT = {
     "QA_API_KEYS_FILE": "API_KEYS_FILE",
     "QA_READ_NEEDS_KEY": "READ_NEEDS_KEY",
     "QA_MAX_BODY_BYTES": "MAX_CONTENT_LENGTH",
+    "QA_MAX_SOURCE_BYTES": "MAX_SOURCE_BYTES",
+    "QA_AUDIT_LOG": "AUDIT_LOG",
     "QA_ANSWER_CACHE_SIZE": "ANSWER_CACHE_SIZE",
     "QA_PROXY_HOPS": "PROXY_HOPS",
     "QA_ANSWER_CACHE_BYTES": "ANSWER_CACHE_BYTES",

@@ -133,6 +133,8 @@ def prepare(articles: list[Article]) -> PreparedIndex:
                 "text": article.text,
             }
         )
+    if not passages:
+        raise ValueError("no sentence in the articles to index")
     tokens = [passage_tokens(passage) for passage in passages]
     postings = build_postings(tokens)
     fallback = math.log(len(passages)) + 1

@@ -39,6 +39,8 @@ def build_spec(app) -> APISpec:
         info={"description": "Citation-backed answers from a folder of articles."},
         plugins=[FlaskPlugin(), MarshmallowPlugin()],
     )
+    # Writes (and, with QA_READ_NEEDS_KEY, reads) take an API key as a bearer token.
+    spec.components.security_scheme("apiKey", {"type": "http", "scheme": "bearer"})
     for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):
         view = app.view_functions[rule.endpoint]
         operations = getattr(view, "openapi_operations", None)

@@ -287,6 +287,49 @@ class VerifiedSchema(ResponseSchema):
         return Verification(**data)
 
 
+def _plain_text(value: str) -> None:
+    """Text a file can hold as UTF-8, without NUL (which no article contains)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("Must be valid Unicode text (no lone surrogates).") from None
+    if "\x00" in value:
+        raise ValidationError("Must not contain NUL.")
+
+
+def _metadata_field(description: str) -> fields.String:
+    return fields.String(
+        validate=[validate.Length(min=1, max=2000), _plain_text],
+        metadata={"description": description},
+    )
+
+
+class SourceWriteSchema(Schema):
+    """Body of PUT /api/v1/sources/<name> (and, with `name`, of POST /api/v1/sources)."""
+
+    text = fields.String(
+        required=True,
+        validate=[validate.Regexp(r"\S", error="Must not be blank."), _plain_text],
+        metadata={"description": "The article, as the citations will index it."},
+    )
+    title = _metadata_field("Shown with citations; else the article's first line.")
+    publisher = _metadata_field("Who published it.")
+    date = _metadata_field("When, as written by the publisher.")
+    url = _metadata_field("Where the original is.")
+
+
+class SourceCreateSchema(SourceWriteSchema):
+    """Body of POST /api/v1/sources."""
+
+    name = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^[A-Za-z0-9][A-Za-z0-9._-]{0,126}\.(?:txt|md)$",
+            error="A file name of letters, digits, '.', '_' or '-', ending .txt or .md.",
+        ),
+    )
+
+
 class HealthSchema(ResponseSchema):
     """Body of /healthz."""
 

@@ -279,11 +279,18 @@ BAD_REQUESTS = [
         id="method",
     ),
     pytest.param(
-        "POST",
+        "PATCH",
         "/api/v1/sources",
         405,
         error(405, "The method is not allowed for the requested URL."),
         id="method-sources",
+    ),
+    pytest.param(
+        "POST",
+        "/api/v1/sources",
+        401,
+        error(401, "This needs an API key: send it as 'Authorization: Bearer <key>'."),
+        id="write-without-key",
     ),
 ]
 

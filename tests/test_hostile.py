@@ -13,6 +13,7 @@ import pytest
 from support import gunicorn_server
 
 from qa_service.index import build_index
+from qa_service.keys import add_key
 
 SECRET = "swordfish-7f3a"
 NESTED_ARTICLE = (
@@ -133,15 +134,22 @@ def test_nested_source_names_work(hostile_server):
 # --- schemathesis: every documented operation, generated inputs, validated responses
 
 
-def test_api_matches_its_openapi_document(live_server, tmp_path):
-    # The command line rather than the pytest plugin, which does not run under pytest 9.
-    # Every check but one: a schema-valid "sources" list naming no indexed source is
-    # rightly refused (422), which positive_data_acceptance would count against us.
-    command = [
-        sys.executable, "-m", "schemathesis.cli", "run", f"{live_server}/openapi.json",
-        "--checks", "all", "--exclude-checks", "positive_data_acceptance",
-        "--max-examples", "50", "--seed", "1",
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+def test_api_matches_its_openapi_document(seeds_dir, tmp_path):
+    # Writes included: a copy of the seeds to write to, and a key that may.
+    seeds = tmp_path / "seeds"
+    shutil.copytree(seeds_dir, seeds)
+    build_index(seeds, tmp_path / "index")
+    key = add_key(tmp_path / "keys.json", "fuzzer", ["read", "write"])
+    settings = {"QA_SEEDS": str(seeds), "QA_API_KEYS_FILE": str(tmp_path / "keys.json")}
+    with gunicorn_server(tmp_path / "index", tmp_path / "gunicorn.log", **settings) as url:
+        # The command line rather than the pytest plugin, which does not run under pytest 9.
+        # Every check but one: a schema-valid "sources" list naming no indexed source is
+        # rightly refused (422), which positive_data_acceptance would count against us.
+        command = [
+            sys.executable, "-m", "schemathesis.cli", "run", f"{url}/openapi.json",
+            "--checks", "all", "--exclude-checks", "positive_data_acceptance",
+            "--max-examples", "50", "--seed", "1", "-H", f"Authorization: Bearer {key}",
+        ]  # fmt: skip
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-4000:]
     assert "No issues found" in result.stdout
