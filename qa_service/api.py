@@ -16,6 +16,7 @@ from werkzeug.exceptions import (
     Conflict,
     HTTPException,
     RequestEntityTooLarge,
+    ServiceUnavailable,
     UnsupportedMediaType,
 )
 
@@ -253,6 +254,10 @@ def _build(write, name: str, *arguments) -> None:
         raise Conflict(f"{exc}; try again.") from exc
     except NotIndexable as exc:
         raise Conflict(str(exc)) from exc
+    except OSError as exc:
+        # A read-only or full disk: the operator's to fix; the files are as they were.
+        audit.error("writing %s failed: %s", name, exc)
+        raise ServiceUnavailable("The articles cannot be written on this server now.") from exc
 
 
 @contextlib.contextmanager

@@ -150,6 +150,22 @@ def test_the_client_writes_too(writable):
         assert missing.value.status == 404
 
 
+def test_a_folder_that_cannot_be_written_is_a_503_and_changes_nothing(writable):
+    lock = writable["corpus"] / ".write.lock"
+    lock.unlink(missing_ok=True)
+    lock.mkdir()  # opening the lock file now fails, as on a read-only folder
+    try:
+        response = httpx.put(
+            writable["url"] + "/api/v1/sources/d.txt",
+            json={"text": "An article."},
+            headers=_as(writable, "desk"),
+        )
+    finally:
+        lock.rmdir()
+    assert response.status_code == 503 and response.json()["error"]["status"] == 503
+    assert not (writable["corpus"] / "d.txt").exists()
+
+
 def test_a_second_writer_gets_409(writable):
     with open(writable["corpus"] / ".write.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
