@@ -86,7 +86,7 @@ def create_app(config: Mapping | None = None) -> Flask:
 
 def _log_audit_to(path: str) -> None:
     """Append the audit log's JSON lines to `path` too (once per process)."""
-    audit = logging.getLogger("qa_service.audit")
+    audit = api.audit
     audit.setLevel(logging.INFO)
     target = str(Path(path).resolve())
     if not any(getattr(h, "baseFilename", None) == target for h in audit.handlers):

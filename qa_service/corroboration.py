@@ -41,6 +41,21 @@ class Link:
     conflicts: tuple[tuple[str, str, str], ...] = ()
 
 
+def links_as_rows(links: Sequence[Link]) -> list[list]:
+    """A passage's links as JSON-ready rows (how every engine stores them)."""
+    return [
+        [link.other, round(link.similarity, 4), link.near_copy, link.conflicts] for link in links
+    ]
+
+
+def links_from_rows(rows: Sequence[Sequence]) -> list[Link]:
+    """The links `links_as_rows` stored, once read back from JSON."""
+    return [
+        Link(other, similarity, copy, tuple(map(tuple, conflicts)))
+        for other, similarity, copy, conflicts in rows
+    ]
+
+
 @dataclass(frozen=True)
 class Value:
     """A date or an amount of money stated in a text."""

@@ -68,8 +68,7 @@ def new_generation(index_dir: Path, corpus_hash: str) -> Iterator[tuple[Path, st
     Call under `build_lock`. If the block raises, the folder is removed and the
     current generation is untouched. The block finishes with `write_manifest`.
     """
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    name = f"gen-{stamp}-{corpus_hash[:8]}"
+    name = generation_name(corpus_hash)
     # Under the lock, a half-written generation is one a killed build left.
     for stale in index_dir.glob(".building-*"):
         shutil.rmtree(stale, ignore_errors=True)
@@ -85,6 +84,11 @@ def new_generation(index_dir: Path, corpus_hash: str) -> Iterator[tuple[Path, st
         raise
     _point_current_at(index_dir, name)
     _remove_old_generations(index_dir)
+
+
+def generation_name(corpus_hash: str) -> str:
+    """A new generation's name: when it was built, and which content (sortable by time)."""
+    return f"gen-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{corpus_hash[:8]}"
 
 
 def write_manifest(folder: Path, manifest: dict) -> None:

@@ -71,19 +71,12 @@ class VectorIndex:
         elif not len(self.centres):
             docnums, similarity = self.order, self.vectors @ query
         else:
-            clusters = np.argsort(-(self.centres @ query))
-            sizes = np.diff(self.cluster_rows)[clusters]
-            nearest_clusters = clusters[: int(np.searchsorted(np.cumsum(sizes), probed)) + 1]
+            nearest_clusters = probe(self.centres, np.diff(self.cluster_rows), query, probed)
             # A cluster's rows are contiguous: compare them in place, copying nothing.
             spans = [self.cluster_rows[c : c + 2] for c in nearest_clusters]
             docnums = np.concatenate([self.order[a:b] for a, b in spans])
             similarity = np.concatenate([self.vectors[a:b] @ query for a, b in spans])
-        if len(similarity) > limit:
-            top = np.argpartition(-similarity, limit)[:limit]
-        else:
-            top = np.arange(len(similarity))
-        best = top[np.lexsort((docnums[top], -similarity[top]))]
-        return docnums[best].tolist()
+        return best(docnums, similarity, limit)
 
     def save(self, folder: Path) -> None:
         """Write the index into a generation's folder."""
@@ -101,6 +94,23 @@ class VectorIndex:
         """Read what `save` wrote, into memory (never mapped: see index._read_vectors)."""
         with np.load(folder / ARRAYS) as arrays:
             return cls(**{name: arrays[name] for name in arrays.files})
+
+
+def probe(
+    centres: np.ndarray, sizes: np.ndarray, query: np.ndarray, probed: int = PROBED
+) -> list[int]:
+    """The clusters nearest `query`, nearest first, until they hold `probed` passages."""
+    clusters = np.argsort(-(centres @ query))
+    return clusters[: int(np.searchsorted(np.cumsum(sizes[clusters]), probed)) + 1].tolist()
+
+
+def best(docnums: np.ndarray, similarity: np.ndarray, limit: int) -> list[int]:
+    """The `limit` documents of highest similarity, best first (ties by document number)."""
+    if len(similarity) > limit:
+        top = np.argpartition(-similarity, limit)[:limit]
+    else:
+        top = np.arange(len(similarity))
+    return docnums[top[np.lexsort((docnums[top], -similarity[top]))]].tolist()
 
 
 def build_vector_index(vectors: np.ndarray, *, exact_limit: int = EXACT_LIMIT) -> VectorIndex:

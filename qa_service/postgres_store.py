@@ -26,10 +26,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import psycopg
+from psycopg.conninfo import make_conninfo
 
 from .analysis import WORD
-from .corroboration import Link
-from .generations import GENERATIONS_KEPT
+from .corroboration import links_as_rows, links_from_rows
+from .generations import GENERATIONS_KEPT, generation_name
+from .nearest import best, probe
 from .passages import Passage, Token
 from .postings import bm25, stored_length
 from .results import SourceDocument
@@ -43,8 +46,6 @@ CACHED_PASSAGE_BYTES = 32 << 20
 CACHED_VECTOR_BYTES = 64 << 20
 CACHED_SOURCE_BYTES = 32 << 20
 CACHED_TERM_BYTES = 8 << 20
-# Passages a question meets by meaning (as nearest.PROBED).
-PROBED = 10_000
 _LOCK_KEY = 0x51415F42  # pg_advisory_lock key of builds ("QA_B")
 
 _PUBLIC_SCHEMA = """
@@ -104,9 +105,7 @@ _GENERATION_INDEXES = "CREATE INDEX ON {s}.words (word text_pattern_ops);"
 CHECK_SECONDS = 1.0
 
 
-def _connect(url: str):
-    import psycopg
-
+def _connect(url: str) -> psycopg.Connection:
     return psycopg.connect(url, autocommit=True)
 
 
@@ -140,16 +139,20 @@ class PostgresEngine:
         now = time.monotonic()
         if now - self._checked_at < CHECK_SECONDS:
             return self._name
-        with self._lock:
-            try:
-                if self._connection is None or self._connection.closed:
-                    self._connection = _connect(self.url)
-                    weakref.finalize(self, self._connection.close)
-                self._name = _current(self._connection)
-            except Exception:  # an unreachable database serves nothing: opening will say why
-                self._connection, self._name = None, None
-            self._checked_at = now
+        try:
+            self._name = self._on_session(_current)
+        except Exception:  # an unreachable database serves nothing: opening will say why
+            self._name = None
+        self._checked_at = now
         return self._name
+
+    def _on_session(self, work):
+        """`work(connection)` on this process's own connection, opened again when lost."""
+        with self._lock:
+            if self._connection is None or self._connection.closed:
+                self._connection = _connect(self.url)
+                weakref.finalize(self, self._connection.close)
+            return work(self._connection)
 
     def unchanged(self, corpus_hash: str) -> tuple[str, int] | None:
         """The current generation's name and passages if built from `corpus_hash`."""
@@ -174,9 +177,7 @@ class PostgresEngine:
 
     def publish(self, prepared: PreparedIndex, corpus_hash: str) -> str:
         """Write a new schema, then make it current and drop old ones in one transaction."""
-        from datetime import UTC, datetime
-
-        name = f"gen-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{corpus_hash[:8]}"
+        name = generation_name(corpus_hash)
         schema = _schema(name)
         with _connect(self.url) as connection:
             connection.execute(_PUBLIC_SCHEMA)
@@ -225,11 +226,11 @@ class PostgresEngine:
         """An article's text as some build indexed it, by the text's SHA-256, or None."""
         if not SHA256.fullmatch(sha256):
             return None
+        query = "SELECT document FROM qa_versions WHERE sha256 = %s"
         try:
-            with _connect(self.url) as connection:
-                row = connection.execute(
-                    "SELECT document FROM qa_versions WHERE sha256 = %s", (sha256,)
-                ).fetchone()
+            row = self._on_session(
+                lambda connection: connection.execute(query, (sha256,)).fetchone()
+            )
         except Exception as exc:
             raise IndexUnavailable(f"database unreachable ({exc})") from exc
         return SourceDocument(**row[0]) if row else None
@@ -246,14 +247,22 @@ class PostgresEngine:
         return PostgresGeneration(name, connection)
 
     def check(self) -> str:
-        """The current generation's name if the database serves it, else raise."""
-        return self.open().name
+        """The current generation's name if the database serves it, else raise (cheap: no
+        generation is opened, no model loaded)."""
+        try:
+            with _connect(self.url) as connection:
+                name = _current(connection)
+                if name is not None:
+                    connection.execute(f"SELECT 1 FROM {_schema(name)}.facts LIMIT 1")
+        except Exception as exc:
+            raise IndexUnavailable(f"database unreachable ({exc})") from exc
+        if name is None:
+            raise IndexUnavailable("no index in the database: run `qa-service index`")
+        return name
 
 
 def _shard_url(connection, server: str) -> str:
     """A libpq URL of a shard, from its foreign server's options and our user mapping."""
-    from psycopg.conninfo import make_conninfo
-
     row = connection.execute(
         "SELECT s.srvoptions, m.umoptions FROM pg_foreign_server s"
         " LEFT JOIN pg_user_mappings m ON m.srvid = s.oid AND m.usename = current_user"
@@ -331,10 +340,6 @@ def _write(connection, schema: str, prepared: PreparedIndex) -> None:
         ) as copy:
             for position, passage in enumerate(prepared.passages):
                 terms, starts, ends = postings.token_columns(position)
-                links = [
-                    [link.other, round(link.similarity, 4), link.near_copy, link.conflicts]
-                    for link in prepared.links[position]
-                ]
                 copy.write_row((
                     position, passage.id, passage.source, passage.start, passage.end,
                     passage.text, passage.byte_start, passage.byte_end, passage.line_start,
@@ -345,7 +350,7 @@ def _write(connection, schema: str, prepared: PreparedIndex) -> None:
                     prepared.sentence_vectors[
                         sentence_rows[position] : sentence_rows[position + 1]
                     ].astype(np.float32).tobytes(),
-                    json.dumps(links),
+                    json.dumps(links_as_rows(prepared.links[position])),
                 ))  # fmt: skip
         with cursor.copy(f"COPY {schema}.champions (term, position, score) FROM STDIN") as copy:
             for term in range(len(postings.vocabulary)):
@@ -386,7 +391,7 @@ def _write(connection, schema: str, prepared: PreparedIndex) -> None:
         lengths = np.diff(postings.token_rows)
         facts = {
             "passages": len(prepared.passages),
-            "clusters": len(vectors.cluster_rows) - 1,
+            "cluster_sizes": np.diff(vectors.cluster_rows).tolist(),
             "mean_length": float(lengths.mean()) if len(lengths) else 1.0,
         }
         for key, value in facts.items():
@@ -470,7 +475,7 @@ class PostgresGeneration:
         self._centres = np.array(
             [np.frombuffer(row[0], dtype=np.float32) for row in centres], dtype=np.float32
         ).reshape(len(centres), DIMENSIONS)
-        self._clusters = int(facts["clusters"])
+        self._cluster_sizes = np.array(facts["cluster_sizes"], dtype=np.int64)
         # The shards' parts of the passages (none on a single server): each must answer.
         self._parts = [
             row[0]
@@ -484,7 +489,7 @@ class PostgresGeneration:
             CACHED_VECTOR_BYTES, lambda pair: pair[0].nbytes + pair[1].nbytes
         )
         self.passages = _Rows(self, "passage")
-        self.links = _Rows(self, "links", _read_links)
+        self.links = _Rows(self, "links", lambda text: links_from_rows(json.loads(text)))
         self.sources = _Sources(self)
         self.encoder = SentenceEncoder(MODEL_DIR)
         # Per instance, so a replaced generation takes its caches with it.
@@ -679,11 +684,7 @@ class PostgresGeneration:
         self, vector: np.ndarray, limit: int, sources: Sequence[str] | None = None
     ) -> list[int]:
         """The positions of up to `limit` passages nearest in meaning, best first."""
-        if len(self._centres):
-            order = np.argsort(-(self._centres @ vector))
-            clusters = order[: max(1, round(len(order) * PROBED / self._count))].tolist()
-        else:
-            clusters = [0]
+        clusters = probe(self._centres, self._cluster_sizes, vector) if len(self._centres) else [0]
         positions, vectors = self._vectors_of_clusters(clusters)
         if sources:
             allowed = {
@@ -695,9 +696,7 @@ class PostgresGeneration:
             }
             keep = np.array([p in allowed for p in positions.tolist()], dtype=bool)
             positions, vectors = positions[keep], vectors[keep]
-        similarity = vectors @ vector
-        best = np.lexsort((positions, -similarity))[:limit]
-        return positions[best].tolist()
+        return best(positions, vectors @ vector, limit)
 
     def similarity(self, positions: Sequence[int], vector: np.ndarray) -> np.ndarray:
         """The cosine of `vector` with each passage's embedding."""
@@ -749,13 +748,6 @@ class _Rows(Sequence):
         if not 0 <= position < len(self):
             raise IndexError(position)
         return self._read(self._generation._row(position)[self._field])
-
-
-def _read_links(text: str) -> list[Link]:
-    return [
-        Link(other, similarity, copy, tuple(map(tuple, conflicts)))
-        for other, similarity, copy, conflicts in json.loads(text)
-    ]
 
 
 class _Sources(Mapping):

@@ -29,7 +29,7 @@ from whoosh.searching import Searcher
 
 from . import generations
 from .analysis import ANALYZER, WORDS_ANALYZER
-from .corroboration import Link
+from .corroboration import Link, links_as_rows, links_from_rows
 from .generations import file_stats
 from .nearest import VectorIndex
 from .passages import Passage, Token
@@ -165,11 +165,7 @@ def write(folder: Path, prepared: PreparedIndex) -> None:
                 },
             )
     prepared.postings.save(folder)
-    rows = [
-        [(link.other, round(link.similarity, 4), link.near_copy, link.conflicts)
-         for link in passage_links]
-        for passage_links in prepared.links
-    ]  # fmt: skip
+    rows = [links_as_rows(passage_links) for passage_links in prepared.links]
     (folder / LINKS).write_text(json.dumps(rows), encoding="utf-8")
     prepared.vectors.save(folder)
     np.save(folder / SENTENCE_VECTORS, prepared.sentence_vectors)
@@ -401,8 +397,4 @@ def _read_passages(ix: whoosh_index.Index) -> list[Passage]:
 
 def _read_links(folder: Path) -> list[list[Link]]:
     rows = json.loads((folder / LINKS).read_text(encoding="utf-8"))
-    return [
-        [Link(other, similarity, copy, tuple(map(tuple, conflicts)))
-         for other, similarity, copy, conflicts in passage_links]
-        for passage_links in rows
-    ]  # fmt: skip
+    return [links_from_rows(passage_links) for passage_links in rows]
