@@ -11,7 +11,11 @@ service's gevent worker class):
 3. POST /api/v1/ask with the answer cache off: the cost of answering;
 4. the same with the answer cache on;
 5. POST /api/v1/ask, cache off, on the PostgreSQL engine: one server, then a
-   coordinator with two shards (servers started for the run on this machine).
+   coordinator with two shards (servers started for the run on this machine);
+6. the time from a write (PUT /api/v1/sources/<name>: a new article, then a
+   correction of it) to the first answer that cites it, on each engine, while
+   nothing else runs: the write request, indexing (a layer over the full build,
+   index.update_index) and the first answer from the new generation.
 
 The index is prepared once per corpus (split, analysed, encoded: the same for
 every engine) and written by each engine; its build time is the two together.
@@ -35,6 +39,7 @@ import os
 import random
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,10 +52,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 from postgres_support import postgres_cluster, postgres_server  # noqa: E402
 from support import SERVERS, gunicorn_server  # noqa: E402
 
+from qa_service.client import QAClient  # noqa: E402
 from qa_service.config import ENVIRONMENT, load_config  # noqa: E402
 from qa_service.corpus import read_corpus  # noqa: E402
 from qa_service.evaluation import load_questions  # noqa: E402
 from qa_service.index import configured_engine, corpus_hash, prepare  # noqa: E402
+from qa_service.keys import add_key  # noqa: E402
 
 CONNECTIONS = 16
 QUESTIONS = 1000
@@ -158,6 +165,35 @@ def worker_rss_mb(url: str) -> list[float]:
     return sorted(sizes)
 
 
+WRITES = 3  # writes timed per engine (each an addition, then its correction)
+
+
+def time_to_answerable(url: str, key: str) -> dict[str, list[float]]:
+    """Seconds from each write to the first answer citing what it wrote (added, corrected)."""
+    client = QAClient(url, api_key=key)
+    taken: dict[str, list[float]] = {"added": [], "corrected": []}
+    for number in range(WRITES):
+        name = f"bench-write-{number}.txt"
+        count = 1000 + 37 * number
+        versions = {
+            "added": f"Quokka census\n\nThe census counted {count} quokkas on Rottnest.\n",
+            "corrected": f"Quokka census\n\nThe census counted {count + 1} quokkas on Rottnest.\n",
+        }
+        for step, text in versions.items():
+            started = time.perf_counter()
+            client.replace_source(name, text)
+            while time.perf_counter() - started < 600:
+                answers = client.ask("How many quokkas did the census count on Rottnest?")
+                first = answers.passages[0] if answers.passages else None
+                if first and first.citation.source == name and first.text in text:
+                    break
+                time.sleep(0.01)
+            else:
+                raise RuntimeError(f"{name} not answerable 600 s after it was written")
+            taken[step].append(time.perf_counter() - started)
+    return taken
+
+
 def bench_corpus(name: str, corpus: Path, duration: int, work: Path) -> list[str]:
     """Index builds and the load table for one corpus."""
     articles = read_corpus(corpus)
@@ -183,6 +219,23 @@ def bench_corpus(name: str, corpus: Path, duration: int, work: Path) -> list[str
         figures = run_wrk(url, path, bodies, CONNECTIONS, duration, work)
         rows[label] = {**figures, "rss": worker_rss_mb(url)}
 
+    writes = {}
+    writable = work / f"{name}-writable"
+    shutil.copytree(corpus, writable)
+    keys_file = work / f"{name}-keys.json"
+    key = add_key(keys_file, "bench", ["read", "write"])
+
+    def time_writes(label: str, settings: dict[str, str]) -> None:
+        settings = {
+            **settings,
+            "QA_WORKERS": WORKERS,
+            "QA_ACCESS_LOG": "",
+            "QA_SEEDS": str(writable),
+            "QA_API_KEYS_FILE": str(keys_file),
+        }
+        with gunicorn_server(index_dir, work / f"{name}-writes-{label}.log", **settings) as url:
+            writes[label] = time_to_answerable(url, key)
+
     def serve(label: str, settings: dict[str, str], cache_size: str | None = "0") -> None:
         settings = {**settings, "QA_WORKERS": WORKERS, "QA_ACCESS_LOG": ""}
         if cache_size:
@@ -202,10 +255,12 @@ def bench_corpus(name: str, corpus: Path, duration: int, work: Path) -> list[str
     publish("Whoosh", whoosh)
     serve("cache off", whoosh)
     serve("cache on", whoosh, cache_size=None)
+    time_writes("Whoosh", whoosh)
     with postgres_server() as server:
         one = {"QA_BACKEND": "postgres", "QA_DATABASE_URL": server.url}
         publish("PostgreSQL, 1 server", one)
         serve("cache off, PostgreSQL 1 server", one)
+        time_writes("PostgreSQL, 1 server", one)
     with postgres_cluster(shards=2) as cluster:
         sharded = {
             "QA_BACKEND": "postgres",
@@ -235,6 +290,16 @@ def bench_corpus(name: str, corpus: Path, duration: int, work: Path) -> list[str
             f"| {label} | {figures['rps']:.0f} | {figures['p50']:.2f} | {figures['p99']:.2f}"
             f" | {figures['errors']} | {figures['rps'] / bare:.2f} | {rss} |"
         )
+    lines += [
+        "",
+        f"write to answerable, s ({WRITES} writes of each kind, median / max):",
+        "",
+        "| engine | new article | corrected article |",
+        "|---|---|---|",
+    ]
+    for label, taken in writes.items():
+        cells = [f"{statistics.median(t):.2f} / {max(t):.2f}" for t in taken.values()]
+        lines.append(f"| {label} | {' | '.join(cells)} |")
     return lines
 
 

@@ -249,7 +249,7 @@ def _written(name: str, fields: dict, status: int):
 def _build(write, name: str, *arguments) -> None:
     """Run a write, one at a time per corpus."""
     try:
-        write(_corpus(), current_app.extensions["qa_index"].engine, name, *arguments)
+        write(_corpus(), current_app.extensions["qa_index"], name, *arguments)
     except WriterBusy as exc:
         raise Conflict(f"{exc}; try again.") from exc
     except NotIndexable as exc:

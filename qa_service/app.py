@@ -57,7 +57,9 @@ def create_app(config: Mapping | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_prefix=hops)
     # Nothing is opened here: each gunicorn worker opens the index after the fork
     # (post_worker_init in gunicorn_conf), or on its first request.
-    app.extensions["qa_index"] = IndexHandle(configured_engine(app.config))
+    app.extensions["qa_index"] = IndexHandle(
+        configured_engine(app.config), layer_share=app.config["LAYER_SHARE"]
+    )
     if app.config["AUDIT_LOG"]:
         _log_audit_to(app.config["AUDIT_LOG"])
     keys_file = app.config["API_KEYS_FILE"]

@@ -1,21 +1,27 @@
-"""The `qa-service` command: build the index, ask questions, serve, evaluate."""
+"""The `qa-service` command: build the index, ask questions, serve, evaluate, write articles."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import os
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .config import DEFAULTS
 from .evaluation import MATCH_RULES
 from .keys import SCOPES
-from .results import Answers
+from .results import Answers, SourceInfo
+
+if TYPE_CHECKING:
+    from .client import QAClient, QAError
 
 
 def _folder_option(flag: str, name: str, variable: str, default: str, what: str):
@@ -75,12 +81,19 @@ def main() -> None:
 @main.command()
 @_seeds_option
 @_index_option
-@click.option("--force", is_flag=True, help="Rebuild even when nothing changed.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Rebuild even when nothing changed (and fold the layers of writes into a full build).",
+)
 def index(seeds_dir: Path, engine, force: bool) -> None:
     """Build the index of passages (skipped when the articles are unchanged)."""
     from .index import build_index
+    from .writes import recover
 
     try:
+        # A write that a crash cut short is undone first: its files are not the articles'.
+        recover(seeds_dir)
         report = build_index(seeds_dir, engine, force=force)
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -112,7 +125,7 @@ def ask(question: str, url: str | None, k: int, as_json: bool, engine) -> None:
     if as_json:
         from .schemas import AnswersSchema
 
-        click.echo(json.dumps(AnswersSchema().dump(answers), ensure_ascii=False, indent=2))
+        _echo_json(AnswersSchema(), answers)
     else:
         click.echo(format_answers(answers))
 
@@ -216,6 +229,129 @@ def list_keys_command(keys_file: Path) -> None:
         click.echo(f"{key.name}\t{','.join(key.scopes)}")
 
 
+# Where `qa-service serve` listens unless QA_BIND says otherwise.
+_SERVICE_URL = "http://127.0.0.1:8000"
+
+
+def _service_option(command):
+    """--url, --key and --timeout, passed on as one open `client` argument."""
+
+    @functools.wraps(command)
+    def with_client(*args, url: str, api_key: str | None, timeout: float, **kwargs):
+        with _remote(url, api_key=api_key, timeout=timeout) as client:
+            return command(*args, client=client, **kwargs)
+
+    url = click.option(
+        "--url",
+        envvar="QA_URL",
+        default=_SERVICE_URL,
+        show_default=True,
+        help="The running service (env QA_URL).",
+    )
+    # No default and no prompt: the secret is never shown, not even in --help.
+    key = click.option(
+        "--key",
+        "api_key",
+        envvar="QA_API_KEY",
+        help="API key; writing needs one of scope write (env QA_API_KEY).",
+    )
+    # Every write rebuilds the whole index before the service answers.
+    timeout = click.option(
+        "--timeout",
+        default=60.0,
+        show_default=True,
+        type=click.FloatRange(min=0, min_open=True),
+        help="Seconds to wait for the service.",
+    )
+    return url(key(timeout(with_client)))
+
+
+def _article_option(command):
+    """FILE, --name and the metadata options, passed on as `name`, `text` and `metadata`."""
+
+    @functools.wraps(command)
+    def with_article(
+        *args,
+        file: Path,
+        name: str | None,
+        title: str | None,
+        publisher: str | None,
+        date: str | None,
+        article_url: str | None,
+        **kwargs,
+    ):
+        given = {"title": title, "publisher": publisher, "date": date, "url": article_url}
+        metadata = {field: value for field, value in given.items() if value is not None}
+        text = _read_utf8(file)
+        return command(*args, name=name or file.name, text=text, metadata=metadata, **kwargs)
+
+    file = click.argument(
+        "file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path)
+    )
+    name = click.option("--name", help="The source's name (.txt or .md)  [default: FILE's name]")
+    title = click.option("--title", help="Shown with citations; else the article's first line.")
+    publisher = click.option("--publisher", help="Who published it.")
+    date = click.option("--date", help="When, as written by the publisher.")
+    article_url = click.option("--article-url", help="Where the original article is.")
+    return file(name(title(publisher(date(article_url(with_article))))))
+
+
+_json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print the JSON the service returned."
+)
+
+
+@main.group()
+def sources() -> None:
+    """Articles of a running service: list them, or write them with a key of scope write."""
+
+
+@sources.command("list")
+@_json_option
+@_service_option
+def list_sources_command(as_json: bool, client: QAClient) -> None:
+    """Every indexed source: name, passages and title."""
+    from .schemas import SourceListSchema
+
+    found = client.sources()
+    if as_json:
+        _echo_json(SourceListSchema(), {"sources": found})
+        return
+    for info in found:
+        click.echo(f"{info.name}\t{info.passages}\t{info.title}")
+
+
+@sources.command("add")
+@_article_option
+@_json_option
+@_service_option
+def add_source_command(
+    name: str, text: str, metadata: dict[str, str], as_json: bool, client: QAClient
+) -> None:
+    """Add the UTF-8 article FILE (refused if its name is taken)."""
+    _echo_source("added", client.add_source(name, text, **metadata), as_json)
+
+
+@sources.command("replace")
+@_article_option
+@_json_option
+@_service_option
+def replace_source_command(
+    name: str, text: str, metadata: dict[str, str], as_json: bool, client: QAClient
+) -> None:
+    """Replace (or add) an article with FILE; metadata options left out are dropped."""
+    _echo_source("written", client.replace_source(name, text, **metadata), as_json)
+
+
+@sources.command("delete")
+@click.argument("name")
+@_service_option
+def delete_source_command(name: str, client: QAClient) -> None:
+    """Remove the article NAME and its metadata."""
+    client.delete_source(name)
+    click.echo(f"deleted {name}")
+
+
 def format_answers(answers: Answers) -> str:
     """Plain-text rendering: each passage, its answer and its citation."""
     if not answers.passages:
@@ -251,13 +387,59 @@ def _ask_local(engine, question: str, k: int) -> Answers:
 
 
 def _ask_remote(url: str, question: str, k: int) -> Answers:
+    with _remote(url) as client:
+        return client.ask(question, k=k)
+
+
+@contextlib.contextmanager
+def _remote(url: str, **options) -> Iterator[QAClient]:
+    """A client of the service at `url`; a QAError it raises ends the command with its message."""
     from .client import QAClient, QAError
 
     try:
-        with QAClient(url) as client:
-            return client.ask(question, k=k)
+        with QAClient(url, **options) as client:
+            yield client
     except QAError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(_error_text(exc)) from exc
+
+
+def _error_text(exc: QAError) -> str:
+    """The error's message, then the service's per-field messages (those of a 422)."""
+    body = getattr(exc, "body", None)
+    error = body.get("error") if isinstance(body, dict) else None
+    fields = error.get("fields") if isinstance(error, dict) else None
+    if not isinstance(fields, dict):
+        return str(exc)
+    lines = (
+        f"{field}: {' '.join(map(str, found)) if isinstance(found, list) else found}"
+        for field, found in fields.items()
+    )
+    return " ".join([str(exc), *lines])
+
+
+def _read_utf8(path: Path) -> str:
+    """The text of an article file, or a usage error when it is not UTF-8."""
+    try:
+        # Decoded as the corpus reader decodes articles, so what is sent is what it indexes.
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(
+            f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}).", param_hint="'FILE'"
+        ) from exc
+
+
+def _echo_source(done: str, info: SourceInfo, as_json: bool) -> None:
+    """One written source: the JSON the service returned, or one line saying what was done."""
+    if as_json:
+        from .schemas import SourceInfoSchema
+
+        _echo_json(SourceInfoSchema(), info)
+    else:
+        click.echo(f"{done} {info.name} ({info.passages} passages): {info.title}")
+
+
+def _echo_json(schema, value) -> None:
+    click.echo(json.dumps(schema.dump(value), ensure_ascii=False, indent=2))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,9 @@ DEFAULTS = {
     "MAX_CONTENT_LENGTH": 16 * 1024,
     # Articles written over the API are larger: their own limit (413 above).
     "MAX_SOURCE_BYTES": 2 * 1024 * 1024,
+    # A write indexes the articles that differ from the last full build as a layer over it
+    # while they hold at most this share of its passages; beyond, it builds all again.
+    "LAYER_SHARE": 0.1,
     # Where the audit log of writes goes (JSON lines), besides the service's own log.
     "AUDIT_LOG": "",
     # Finished answers kept per worker process (0 turns the cache off), and the most
@@ -49,6 +52,7 @@ ENVIRONMENT = {
     "QA_READ_NEEDS_KEY": "READ_NEEDS_KEY",
     "QA_MAX_BODY_BYTES": "MAX_CONTENT_LENGTH",
     "QA_MAX_SOURCE_BYTES": "MAX_SOURCE_BYTES",
+    "QA_LAYER_SHARE": "LAYER_SHARE",
     "QA_AUDIT_LOG": "AUDIT_LOG",
     "QA_ANSWER_CACHE_SIZE": "ANSWER_CACHE_SIZE",
     "QA_PROXY_HOPS": "PROXY_HOPS",
@@ -64,6 +68,7 @@ def load_config(overrides: Mapping | None = None) -> dict:
     for variable, key in ENVIRONMENT.items():
         if variable in os.environ:
             value = os.environ[variable]
-            config[key] = int(value) if isinstance(DEFAULTS[key], int) else value
+            default = DEFAULTS[key]
+            config[key] = type(default)(value) if isinstance(default, (int, float)) else value
     config.update(overrides or {})
     return config

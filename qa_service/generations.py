@@ -30,7 +30,7 @@ from pathlib import Path
 from .store import IndexUnavailable
 
 # Bump when what a generation holds changes, so that existing indexes are rebuilt.
-INDEX_FORMAT = 12
+INDEX_FORMAT = 13
 CURRENT_LINK = "current"
 MANIFEST = "manifest.json"
 GENERATIONS_KEPT = 2  # the current one and the one before, for requests still reading it
@@ -46,8 +46,13 @@ def current_name(index_dir: Path) -> str | None:
 
 def read_current_manifest(index_dir: Path) -> dict | None:
     """The manifest of the current generation, or None when there is none."""
+    return read_manifest(index_dir / CURRENT_LINK)
+
+
+def read_manifest(folder: Path) -> dict | None:
+    """The manifest of the generation in `folder` (unchecked), or None when there is none."""
     try:
-        return json.loads((index_dir / CURRENT_LINK / MANIFEST).read_text(encoding="utf-8"))
+        return json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -160,12 +165,16 @@ def _point_current_at(index_dir: Path, generation: str) -> None:
 
 
 def _remove_old_generations(index_dir: Path) -> None:
-    """Delete generations beyond the newest few, never the current one."""
+    """Delete generations beyond the newest few, never the current one nor the full build
+    a kept one is layered over."""
     current = os.readlink(index_dir / CURRENT_LINK)
     generations = sorted(
         (path.name for path in index_dir.glob("gen-*") if path.is_dir()), reverse=True
     )
     keep = set(generations[:GENERATIONS_KEPT]) | {current}
+    for name in list(keep):
+        if layer := (read_manifest(index_dir / name) or {}).get("layer"):
+            keep.add(layer["base"])
     for name in generations:
         if name not in keep:
             shutil.rmtree(index_dir / name, ignore_errors=True)

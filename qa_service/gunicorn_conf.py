@@ -61,6 +61,32 @@ else:
     _metrics_dir = None
 
 
+def on_starting(server):
+    """Undo a write to the articles that a crash cut short, before anything is served."""
+    from qa_service.config import load_config
+    from qa_service.index import build_index, configured_engine
+    from qa_service.writes import recover
+
+    config = load_config()
+    try:
+        if recover(config["SEEDS_DIR"]):
+            # The journal was still there, so the write never committed (nobody was told it
+            # succeeded): it is undone whenever the crash came. Its build may have swapped
+            # the new generation in before the crash, and then the index holds articles
+            # the folder no longer does. build_index settles both cases with one rule: it
+            # compares the folder's content hash with the current generation's, does
+            # nothing when they agree, and builds a generation from the folder otherwise.
+            report = build_index(config["SEEDS_DIR"], configured_engine(config))
+            if report.built:
+                server.log.info("indexed the articles as put back: %s", report.generation)
+    except Exception:
+        # Starting anyway serves the index there is, as when_ready does without one; a
+        # journal left behind is rolled back by the next write, or the next start.
+        server.log.exception(
+            "recovering from an unfinished write to %s failed", config["SEEDS_DIR"]
+        )
+
+
 def when_ready(server):
     """Say in one line at start-up when there is no usable index; the service still
     starts, answers /healthz and reports 503 on /readyz until one is built."""

@@ -9,6 +9,7 @@ which keeps generations as folders, generations.py).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import hashlib
@@ -23,6 +24,9 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
+
+from . import layered
 from .analysis import ANALYSIS_VERSION, passage_tokens
 from .config import DEFAULTS
 from .corpus import Article, read_corpus
@@ -31,21 +35,25 @@ from .generations import INDEX_FORMAT
 from .nearest import build_vector_index
 from .passages import Passage, repeated_lines, split_passages
 from .postings import build_postings
-from .semantic import MODEL_DIR, SentenceEncoder, model_id
-from .store import Engine, IndexUnavailable, PassageStore, PreparedIndex
+from .semantic import DIMENSIONS, MODEL_DIR, SentenceEncoder, model_id
+from .store import Engine, IndexUnavailable, Layer, PassageStore, PreparedIndex
 from .whoosh_store import WhooshEngine
 
 log = logging.getLogger(__name__)
 
 # How often a worker checks that the files of the generation it serves are unchanged.
 FILE_CHECK_SECONDS = 1.0
+# A write layers the articles that differ from the last full build over it while they
+# hold at most this share of its passages: beyond, the layer's cost (it is prepared
+# again at each write) nears a full build's, and the base's statistics grow stale.
+LAYER_SHARE = 0.1
 # The modules whose code decides what an index holds: any change to them (a
 # constant of the splitter, of corroboration, of the champion lists) is a new
 # content hash, so a build never reports "unchanged" over an index they would
 # now build differently.
 _CONTENT_MODULES = (
-    "analysis.py", "corpus.py", "corroboration.py", "index.py", "nearest.py", "passages.py",
-    "postings.py", "semantic.py", "whoosh_store.py",
+    "analysis.py", "corpus.py", "corroboration.py", "index.py", "layered.py", "nearest.py",
+    "passages.py", "postings.py", "semantic.py", "whoosh_store.py",
 )  # fmt: skip
 
 
@@ -112,12 +120,95 @@ def build_index(
     return BuildReport(name, True, len(articles), len(prepared.passages))
 
 
+def update_index(
+    seeds_dir: Path | str,
+    index: Engine | Path | str,
+    current: PassageStore | None = None,
+    *,
+    layer_share: float = LAYER_SHARE,
+) -> BuildReport:
+    """Index the articles of `seeds_dir` after a write, in seconds when few changed.
+
+    The articles that differ from the last full build become a layer over it
+    (layered.py) while the layer holds at most `layer_share` of that build's
+    passages (and hides at most as many); beyond, everything is built again,
+    which makes the statistics exact. `current` is the generation this process
+    has open: its base is used as it is in memory. As `build_index` otherwise.
+    """
+    engine = engine_for(index)
+    articles = read_corpus(seeds_dir)
+    if not articles:
+        raise ValueError(f"no readable .txt or .md articles in {seeds_dir}")
+    content_hash = corpus_hash(articles)
+    with engine.build_lock():
+        if unchanged := engine.unchanged(content_hash):
+            return BuildReport(unchanged[0], False, len(articles), unchanged[1])
+        if current is None or current.name != engine.current_name():
+            with contextlib.suppress(IndexUnavailable):
+                current = engine.open(reuse=current)
+        base = current.base if isinstance(current, layered.LayeredStore) else current
+        prepared = None
+        if base is not None:
+            changed, hidden = layered.changed_articles(articles, base)
+            room = layer_share * base.passage_count
+            if (changed or hidden) and sum(end - start for start, end in hidden.values()) <= room:
+                prepared = prepare_layer(changed, base, hidden, max_passages=room)
+        if prepared is None:
+            prepared = prepare(articles)
+            name = engine.publish(prepared, content_hash)
+            return BuildReport(name, True, len(articles), len(prepared.passages))
+        name = engine.publish(prepared, content_hash, Layer(base.name, hidden))
+    visible = base.passage_count - sum(end - start for start, end in hidden.values())
+    return BuildReport(name, True, len(articles), visible + len(prepared.passages))
+
+
 def prepare(articles: list[Article]) -> PreparedIndex:
     """Everything an index holds, computed from the articles, for an engine to write."""
-    passages: list[Passage] = []
-    sources = []
     # Lines shared by several articles are the sites' furniture, not their text.
     boilerplate = repeated_lines(article.text for article in articles)
+    sources, passages = _split(articles, boilerplate)
+    tokens = [passage_tokens(passage) for passage in passages]
+    postings = build_postings(tokens)
+    fallback = math.log(len(passages)) + 1
+    links = link_passages(passages, tokens, lambda term: postings.idf_of(term, fallback))
+    vectors, sentence_vectors = _embeddings(passages)
+    return PreparedIndex(sources, passages, postings, links, vectors, sentence_vectors, boilerplate)
+
+
+def prepare_layer(
+    articles: list[Article],
+    base: PassageStore,
+    hidden: Mapping[str, tuple[int, int]],
+    *,
+    max_passages: float = math.inf,
+) -> PreparedIndex | None:
+    """What a layer over `base` holds (layered.py): `articles`, scored and linked as part
+    of the whole corpus, where `hidden` are the base's articles no longer in it; None
+    when the articles make more than `max_passages` passages."""
+    # The base's furniture, and what these articles share; a line one of them shares
+    # with one base article only is kept until the next full build.
+    boilerplate = base.boilerplate | repeated_lines(article.text for article in articles)
+    sources, passages = _split(articles, boilerplate, empty_ok=True)
+    if len(passages) > max_passages:
+        return None
+    tokens = [passage_tokens(passage) for passage in passages]
+    postings = build_postings(tokens, surroundings=layered.surroundings(base))
+    shift = math.log((base.passage_count + len(passages)) / base.passage_count)
+
+    def idf(term: str) -> float:
+        return postings.idf_of(term, base.term_idf(term) + shift)
+
+    links = layered.layer_links(passages, tokens, idf, base, hidden)
+    vectors, sentence_vectors = _embeddings(passages)
+    return PreparedIndex(sources, passages, postings, links, vectors, sentence_vectors, boilerplate)
+
+
+def _split(
+    articles: list[Article], boilerplate: frozenset[str], *, empty_ok: bool = False
+) -> tuple[list[dict], list[Passage]]:
+    """The articles as sources (metadata and text) and their passages, in order."""
+    passages: list[Passage] = []
+    sources = []
     for article in articles:
         article_passages = split_passages(article.text, article.name, boilerplate=boilerplate)
         passages.extend(article_passages)
@@ -129,18 +220,13 @@ def prepare(articles: list[Article]) -> PreparedIndex:
                 "date": article.date,
                 "url": article.url,
                 "passages": len(article_passages),
-                "sha256": hashlib.sha256(article.text.encode("utf-8")).hexdigest(),
+                "sha256": article.sha256,
                 "text": article.text,
             }
         )
-    if not passages:
+    if not passages and not empty_ok:
         raise ValueError("no sentence in the articles to index")
-    tokens = [passage_tokens(passage) for passage in passages]
-    postings = build_postings(tokens)
-    fallback = math.log(len(passages)) + 1
-    links = link_passages(passages, tokens, lambda term: postings.idf_of(term, fallback))
-    vectors, sentence_vectors = _embeddings(passages)
-    return PreparedIndex(sources, passages, postings, links, vectors, sentence_vectors)
+    return sources, passages
 
 
 def _embeddings(passages: list[Passage]):
@@ -149,6 +235,9 @@ def _embeddings(passages: list[Passage]):
     # Most passages are one sentence, and documentation repeats itself: each
     # distinct text is encoded once (the encoder is most of a build's time).
     texts = list(dict.fromkeys([*(p.text for p in passages), *sentences]))
+    if not texts:  # a layer that only hides articles
+        empty = np.zeros((0, DIMENSIONS), dtype=np.float32)
+        return build_vector_index(empty), empty
     row = {text: i for i, text in enumerate(texts)}
     started = time.perf_counter()
     vectors = SentenceEncoder(MODEL_DIR).encode(texts, threads=os.cpu_count() or 1)
@@ -196,8 +285,9 @@ class IndexHandle:
     between processes. Each request takes the generation once from `generation()`.
     """
 
-    def __init__(self, index: Engine | Path | str):
+    def __init__(self, index: Engine | Path | str, *, layer_share: float = LAYER_SHARE):
         self.engine = engine_for(index)
+        self.layer_share = layer_share
         self._lock = threading.Lock()
         self._generation: PassageStore | None = None
         self._checked_at = 0.0
@@ -207,6 +297,10 @@ class IndexHandle:
     def loaded(self) -> PassageStore | None:
         """The generation this process has open, without opening or checking anything."""
         return self._generation
+
+    def update(self, seeds_dir: Path | str) -> BuildReport:
+        """Index the articles after a write (`update_index`), over what this process has open."""
+        return update_index(seeds_dir, self.engine, self._generation, layer_share=self.layer_share)
 
     def generation(self) -> PassageStore:
         """The current generation, reopened when a build has swapped in a new one.
@@ -230,7 +324,7 @@ class IndexHandle:
         del loaded  # nothing here may keep the generation being replaced alive
         with self._lock:
             if self._generation is None or self._generation.name != current:
-                self._generation = self.engine.open()
+                self._generation = self.engine.open(reuse=self._generation)
                 self._damage, self._checked_at = None, time.monotonic()
                 _out_of_the_collector_s_sight()
             return self._generation

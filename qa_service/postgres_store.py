@@ -32,13 +32,14 @@ from psycopg.conninfo import make_conninfo
 from .analysis import WORD
 from .corroboration import links_as_rows, links_from_rows
 from .generations import GENERATIONS_KEPT, generation_name
+from .layered import LayeredStore
 from .nearest import best, probe
 from .passages import Passage, Token
 from .postings import bm25, stored_length
 from .results import SourceDocument
 from .semantic import DIMENSIONS, MODEL_DIR, SentenceEncoder
 from .spelling import closest_word
-from .store import SHA256, VERSIONS_DAYS, IndexUnavailable, PassageStore, PreparedIndex
+from .store import SHA256, VERSIONS_DAYS, IndexUnavailable, Layer, PassageStore, PreparedIndex
 
 # Bytes kept per worker between questions, least recently used first out: passage
 # rows, the vectors of probed clusters, and article texts.
@@ -57,6 +58,7 @@ CREATE TABLE IF NOT EXISTS qa_versions (
 CREATE TABLE IF NOT EXISTS qa_current (
     only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
     name text NOT NULL REFERENCES qa_generations (name));
+ALTER TABLE qa_generations ADD COLUMN IF NOT EXISTS layer jsonb;
 """
 # The big tables: on the coordinator alone, or hash-partitioned over the shards (by the
 # key named with each). A cluster's vectors are one row: a question reads whole clusters.
@@ -103,6 +105,22 @@ _GENERATION_INDEXES = "CREATE INDEX ON {s}.words (word text_pattern_ops);"
 # How often a worker asks the database which generation is current, and that every
 # shard still answers: not once per request.
 CHECK_SECONDS = 1.0
+# So a generation replaced since a worker last asked is still there for its requests
+# (writes come faster than CHECK_SECONDS), the newest GENERATIONS_KEPT are kept and any
+# replaced in the last REPLACED_KEPT_SECONDS, with the full builds they are layered over.
+REPLACED_KEPT_SECONDS = 60
+_OLD_GENERATIONS = """
+WITH ordered AS (
+    SELECT name, layer, lead(built_at) OVER (ORDER BY name) AS replaced_at,
+           row_number() OVER (ORDER BY name DESC) AS newness
+    FROM qa_generations),
+kept AS (
+    SELECT name, layer FROM ordered
+    WHERE newness <= %s OR replaced_at > now() - make_interval(secs => %s))
+SELECT name FROM qa_generations
+EXCEPT SELECT name FROM kept
+EXCEPT SELECT layer->>'base' FROM kept WHERE layer IS NOT NULL
+"""
 
 
 def _connect(url: str) -> psycopg.Connection:
@@ -175,12 +193,23 @@ class PostgresEngine:
             finally:
                 connection.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
 
-    def publish(self, prepared: PreparedIndex, corpus_hash: str) -> str:
-        """Write a new schema, then make it current and drop old ones in one transaction."""
+    def publish(self, prepared: PreparedIndex, corpus_hash: str, layer: Layer | None = None) -> str:
+        """Write a new schema, then make it current and drop old ones (but the bases of
+        those kept) in one transaction; a layer's schema holds the layer alone."""
         name = generation_name(corpus_hash)
         schema = _schema(name)
+        stored_layer = None
+        if layer is not None:
+            stored_layer = json.dumps({"base": layer.base, "hidden": dict(layer.hidden)})
         with _connect(self.url) as connection:
             connection.execute(_PUBLIC_SCHEMA)
+            if (
+                layer is not None
+                and not connection.execute(
+                    "SELECT 1 FROM qa_generations WHERE name = %s AND layer IS NULL", (layer.base,)
+                ).fetchone()
+            ):
+                raise ValueError(f"no full build {layer.base} to lay a layer over")
             shards = [_shard_url(connection, server) for server in self.shards]
             try:
                 _create_tables(connection, schema, self.shards, shards)
@@ -192,8 +221,9 @@ class PostgresEngine:
                 raise
             with connection.transaction():
                 connection.execute(
-                    "INSERT INTO qa_generations (name, corpus_hash, passages) VALUES (%s, %s, %s)",
-                    (name, corpus_hash, len(prepared.passages)),
+                    "INSERT INTO qa_generations (name, corpus_hash, passages, layer)"
+                    " VALUES (%s, %s, %s, %s::jsonb)",
+                    (name, corpus_hash, len(prepared.passages), stored_layer),
                 )
                 connection.execute(
                     "INSERT INTO qa_current (name) VALUES (%s)"
@@ -211,10 +241,17 @@ class PostgresEngine:
                     "DELETE FROM qa_versions WHERE last_seen < now() - make_interval(secs => %s)",
                     (self.versions_days * 86400,),
                 )
+                if layer is not None:  # the base's versions are still cited
+                    connection.execute(
+                        "UPDATE qa_versions SET last_seen = now() WHERE sha256 IN"
+                        f" (SELECT sha256 FROM {_schema(layer.base)}.sources"
+                        " WHERE NOT name = ANY(%s))",
+                        (list(layer.hidden),),
+                    )
                 old = connection.execute(
-                    "SELECT name FROM qa_generations ORDER BY name DESC OFFSET %s",
-                    (GENERATIONS_KEPT,),
-                ).fetchall()
+                    _OLD_GENERATIONS, (GENERATIONS_KEPT, REPLACED_KEPT_SECONDS)
+                )
+                old = old.fetchall()
                 for (old_name,) in old:
                     connection.execute("DELETE FROM qa_generations WHERE name = %s", (old_name,))
             for (old_name,) in old:
@@ -235,16 +272,31 @@ class PostgresEngine:
             raise IndexUnavailable(f"database unreachable ({exc})") from exc
         return SourceDocument(**row[0]) if row else None
 
-    def open(self) -> PassageStore:
-        """Open the current generation, or raise IndexUnavailable."""
+    def open(self, reuse: PassageStore | None = None) -> PassageStore:
+        """Open the current generation, or raise IndexUnavailable; a layer's base is taken
+        from `reuse` when it lies over the same."""
         try:
             connection = _connect(self.url)
             name = _current(connection)
+            row = connection.execute(
+                "SELECT layer FROM qa_generations WHERE name = %s", (name,)
+            ).fetchone()
         except Exception as exc:
             raise IndexUnavailable(f"database unreachable ({exc})") from exc
         if name is None:
             raise IndexUnavailable("no index in the database: run `qa-service index`")
-        return PostgresGeneration(name, connection)
+        if not (layer := row and row[0]):
+            return PostgresGeneration(name, connection)
+        base = reuse.base if isinstance(reuse, LayeredStore) else reuse
+        if base is None or base.name != layer["base"]:
+            try:
+                base = PostgresGeneration(layer["base"], _connect(self.url))
+            except Exception as exc:
+                raise IndexUnavailable(f"database unreachable ({exc})") from exc
+        hidden = {source: tuple(span) for source, span in layer["hidden"].items()}
+        return LayeredStore(
+            name, base, PostgresGeneration(name, connection), Layer(layer["base"], hidden)
+        )
 
     def check(self) -> str:
         """The current generation's name if the database serves it, else raise (cheap: no
@@ -388,11 +440,11 @@ def _write(connection, schema: str, prepared: PreparedIndex) -> None:
         with cursor.copy(f"COPY {schema}.centres (cluster, vector) FROM STDIN") as copy:
             for cluster, centre in enumerate(vectors.centres):
                 copy.write_row((cluster, centre.astype(np.float32).tobytes()))
-        lengths = np.diff(postings.token_rows)
         facts = {
             "passages": len(prepared.passages),
             "cluster_sizes": np.diff(vectors.cluster_rows).tolist(),
-            "mean_length": float(lengths.mean()) if len(lengths) else 1.0,
+            "mean_length": float(postings.mean_length),
+            "boilerplate": sorted(prepared.boilerplate),
         }
         for key, value in facts.items():
             cursor.execute(
@@ -470,7 +522,8 @@ class PostgresGeneration:
         connection.execute("SET enable_partitionwise_aggregate = on")
         facts = dict(self._query(f"SELECT key, value FROM {self._schema}.facts"))
         self._count = int(facts["passages"])
-        self._mean_length = float(facts["mean_length"])
+        self.mean_length = float(facts["mean_length"])
+        self.boilerplate = frozenset(facts["boilerplate"])
         centres = self._query(f"SELECT vector FROM {self._schema}.centres ORDER BY cluster")
         self._centres = np.array(
             [np.frombuffer(row[0], dtype=np.float32) for row in centres], dtype=np.float32
@@ -643,7 +696,7 @@ class PostgresGeneration:
         )
         scores = {}
         for position, passage_terms in rows:
-            length = stored_length(len(passage_terms)) / self._mean_length
+            length = stored_length(len(passage_terms)) / self.mean_length
             scores[position] = sum(
                 bm25(idf, frequency, length)
                 for term, idf in ids.items()

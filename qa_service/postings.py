@@ -23,7 +23,7 @@ Whoosh search of the same index (used when a question is limited to some sources
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +58,8 @@ class Postings:
     champion_rows: np.ndarray
     champion_passages: np.ndarray
     champion_scores: np.ndarray
+    # The mean number of terms of a passage over the corpus scored (a 0-d array).
+    mean_length: np.ndarray
 
     def __post_init__(self):
         object.__setattr__(self, "term_ids", {term: i for i, term in enumerate(self.vocabulary)})
@@ -126,7 +128,23 @@ _ARRAY_FIELDS = (
     "champion_rows",
     "champion_passages",
     "champion_scores",
+    "mean_length",
 )
+
+
+@dataclass(frozen=True)
+class Surroundings:
+    """The rest of the corpus some passages are scored within: a layer's base (layered.py).
+
+    BM25 needs corpus-wide figures (how many passages hold a term, their mean
+    length); passages indexed apart from the others must be scored with the
+    whole corpus's, or their scores would not compare with the others'.
+    """
+
+    passages: int
+    mean_length: float
+    # How many of those passages hold each of these terms.
+    document_frequency: Callable[[Sequence[str]], np.ndarray]
 
 
 def stored_length(terms: int) -> int:
@@ -143,8 +161,14 @@ def bm25(idf, frequency, relative_length):
     )  # fmt: skip
 
 
-def build_postings(tokens: Sequence[Sequence[Token]], *, champions: int = CHAMPIONS) -> Postings:
-    """The postings of passages whose analysed terms are `tokens` (by document number)."""
+def build_postings(
+    tokens: Sequence[Sequence[Token]],
+    *,
+    champions: int = CHAMPIONS,
+    surroundings: Surroundings | None = None,
+) -> Postings:
+    """The postings of passages whose analysed terms are `tokens` (by document number),
+    scored as part of a larger corpus when `surroundings` describe the rest of it."""
     vocabulary = sorted({token.term for passage in tokens for token in passage})
     term_ids = {term: i for i, term in enumerate(vocabulary)}
     lengths = np.array([len(passage) for passage in tokens], dtype=np.int64)
@@ -160,9 +184,17 @@ def build_postings(tokens: Sequence[Sequence[Token]], *, champions: int = CHAMPI
     )
     pair_terms, pair_passages = np.divmod(pairs, count)
     document_frequency = np.bincount(pair_terms, minlength=len(vocabulary))
-    idf = np.log(count / (document_frequency + 1)) + 1
+    corpus_size, corpus_frequency = count, document_frequency
+    mean_length = lengths.sum() / count
+    if surroundings is not None:
+        corpus_size = len(tokens) + surroundings.passages
+        corpus_frequency = document_frequency + surroundings.document_frequency(vocabulary)
+        mean_length = (lengths.sum() + surroundings.mean_length * surroundings.passages) / (
+            corpus_size or 1
+        )
+    idf = np.log(max(corpus_size, 1) / (corpus_frequency + 1)) + 1
     stored_lengths = np.array([stored_length(n) for n in lengths.tolist()])
-    relative_length = stored_lengths[pair_passages] / (lengths.mean() or 1)
+    relative_length = stored_lengths[pair_passages] / (mean_length or 1)
     scores = bm25(idf[pair_terms], frequency, relative_length)
     # Within each term, best first; then keep the first `champions` of each.
     order = np.lexsort((pair_passages, -scores, pair_terms))
@@ -181,4 +213,5 @@ def build_postings(tokens: Sequence[Sequence[Token]], *, champions: int = CHAMPI
         ).astype(np.int64),
         champion_passages=pair_passages[kept].astype(np.int32),
         champion_scores=scores[kept].astype(np.float32),
+        mean_length=np.asarray(float(mean_length or 1.0)),
     )

@@ -45,6 +45,16 @@ class PreparedIndex:
     links: list[list[Link]]  # by position
     vectors: VectorIndex  # the passages' embeddings
     sentence_vectors: np.ndarray  # every passage's sentences' embeddings, in turn
+    boilerplate: frozenset[str]  # the lines taken for the sites' furniture, left out
+
+
+@dataclass(frozen=True)
+class Layer:
+    """What a layered generation lies over (layered.py): a full build, less some articles."""
+
+    base: str  # the full build's generation
+    # The base's articles the layer replaces or deletes, with their positions [start, end).
+    hidden: Mapping[str, tuple[int, int]]
 
 
 class PassageStore(Protocol):
@@ -62,6 +72,14 @@ class PassageStore(Protocol):
     @property
     def max_idf(self) -> float:
         """The idf of a term no passage holds: the most a term can weigh."""
+
+    @property
+    def mean_length(self) -> float:
+        """The mean number of analysed terms of a passage (BM25's average length)."""
+
+    @property
+    def boilerplate(self) -> frozenset[str]:
+        """The lines the build took for the sites' furniture and left out."""
 
     def passages_at(self, positions: Sequence[int]) -> dict[int, Passage]:
         """The passages at these positions, read together."""
@@ -126,11 +144,13 @@ class Engine(Protocol):
     def build_lock(self) -> AbstractContextManager[None]:
         """One build at a time, across processes."""
 
-    def publish(self, prepared: PreparedIndex, corpus_hash: str) -> str:
-        """Write a new generation and make it current in one step; old ones go. Its name."""
+    def publish(self, prepared: PreparedIndex, corpus_hash: str, layer: Layer | None = None) -> str:
+        """Write a new generation and make it current in one step; old ones go (but the
+        bases of those kept). With `layer`, the generation is `prepared` over that base."""
 
-    def open(self) -> PassageStore:
-        """Open the current generation, or raise IndexUnavailable."""
+    def open(self, reuse: PassageStore | None = None) -> PassageStore:
+        """Open the current generation, or raise IndexUnavailable; a layered one takes its
+        base from `reuse` (the generation opened before) when it lies over the same."""
 
     def check(self) -> str:
         """The current generation's name if it can be served, else raise IndexUnavailable."""

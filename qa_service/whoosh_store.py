@@ -31,19 +31,21 @@ from . import generations
 from .analysis import ANALYZER, WORDS_ANALYZER
 from .corroboration import Link, links_as_rows, links_from_rows
 from .generations import file_stats
+from .layered import LayeredStore
 from .nearest import VectorIndex
 from .passages import Passage, Token
 from .postings import Postings
 from .results import SourceDocument
 from .semantic import SentenceEncoder, write_encoder
 from .spelling import closest_word
-from .store import SHA256, VERSIONS_DAYS, PassageStore, PreparedIndex
+from .store import SHA256, VERSIONS_DAYS, Layer, PassageStore, PreparedIndex
 
 log = logging.getLogger(__name__)
 LINKS = "links.json"
 # Beside the generations: every version of every article indexed, by SHA-256.
 VERSIONS = "versions"
 SENTENCE_VECTORS = "sentence-vectors.npy"
+BOILERPLATE = "boilerplate.json"
 CORRECTION_CACHE_WORDS = 20_000
 
 SCHEMA = Schema(
@@ -84,26 +86,39 @@ class WhooshEngine:
         self.index_dir.mkdir(parents=True, exist_ok=True)
         return generations.build_lock(self.index_dir)
 
-    def publish(self, prepared: PreparedIndex, corpus_hash: str) -> str:
-        """Write a new generation folder beside the current one and swap it in."""
+    def publish(self, prepared: PreparedIndex, corpus_hash: str, layer: Layer | None = None) -> str:
+        """Write a new generation folder beside the current one and swap it in; a layer's
+        folder holds the layer alone (its encoder is its base's)."""
         self.index_dir.mkdir(parents=True, exist_ok=True)
+        held = []  # the versions the new generation cites besides its own sources
+        if layer is not None:
+            base = generations.read_manifest(self.index_dir / layer.base)
+            if base is None or base.get("layer"):
+                raise ValueError(f"no full build {layer.base} to lay a layer over")
+            held = [s["sha256"] for s in base["sources"] if s["name"] not in layer.hidden]
         with generations.new_generation(self.index_dir, corpus_hash) as (folder, name):
-            write(folder, prepared)
+            write(folder, prepared, encoder=layer is None)
             manifest = {
                 "generation": name,
                 "corpus_hash": corpus_hash,
                 "passages": len(prepared.passages),
                 "sources": prepared.sources,
             }
+            if layer is not None:
+                manifest["layer"] = {"base": layer.base, "hidden": dict(layer.hidden)}
             generations.write_manifest(folder, manifest)
-        self._keep_versions(prepared.sources)
+        self._keep_versions(prepared.sources, held)
         return name
 
-    def _keep_versions(self, sources: list[dict]) -> None:
-        """Store each article's text by its SHA-256 (once), mark it seen, forget old ones."""
+    def _keep_versions(self, sources: list[dict], held: Sequence[str] = ()) -> None:
+        """Store each article's text by its SHA-256 (once), mark it and the `held` versions
+        seen, forget old ones."""
         folder = self.index_dir / VERSIONS
         folder.mkdir(exist_ok=True)
-        current = set()
+        current = {f"{sha256}.json" for sha256 in held}
+        for sha256 in held:
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(folder / f"{sha256}.json")
         for source in sources:
             path = folder / f"{source['sha256']}.json"
             current.add(path.name)
@@ -128,21 +143,41 @@ class WhooshEngine:
             return None
         return SourceDocument(**json.loads(text))
 
-    def open(self) -> PassageStore:
-        """Open the current generation, or raise IndexUnavailable."""
+    def open(self, reuse: PassageStore | None = None) -> PassageStore:
+        """Open the current generation, or raise IndexUnavailable; a layer's base is taken
+        from `reuse` when it lies over the same (no reading, no checking again)."""
         with generations.unavailable_unless_readable(self.index_dir) as folder:
-            return open_folder(folder, generations.verified_manifest(folder))
+            manifest = generations.verified_manifest(folder)
+            if not (layer := manifest.get("layer")):
+                return open_folder(folder, manifest)
+            base = _base_of(reuse)
+            if base is None or base.name != layer["base"]:
+                base_folder = self.index_dir / layer["base"]
+                base = open_folder(base_folder, generations.verified_manifest(base_folder))
+            top = open_folder(folder, manifest, base.encoder)
+            hidden = {name: tuple(span) for name, span in layer["hidden"].items()}
+            return LayeredStore(folder.name, base, top, Layer(layer["base"], hidden))
 
     def check(self) -> str:
-        """The current generation's name if its files open, else raise IndexUnavailable."""
+        """The current generation's name if its files (and its base's) open, else raise
+        IndexUnavailable."""
         with generations.unavailable_unless_readable(self.index_dir) as folder:
-            generations.verified_manifest(folder)
+            manifest = generations.verified_manifest(folder)
             _open_whoosh(folder).doc_count()
+            if layer := manifest.get("layer"):
+                generations.verified_manifest(self.index_dir / layer["base"])
+                _open_whoosh(self.index_dir / layer["base"]).doc_count()
             return folder.name
 
 
-def write(folder: Path, prepared: PreparedIndex) -> None:
-    """Write a prepared index into `folder`: the Whoosh index, then what the build computed."""
+def _base_of(store: PassageStore | None) -> WhooshGeneration | None:
+    """The full build a generation is, or lies over."""
+    return store.base if isinstance(store, LayeredStore) else store
+
+
+def write(folder: Path, prepared: PreparedIndex, *, encoder: bool = True) -> None:
+    """Write a prepared index into `folder`: the Whoosh index, then what the build computed
+    (and the encoder the vectors came from, unless told not to)."""
     ix = whoosh_index.create_in(str(folder), SCHEMA)
     # In position order: one writer, one segment, so Whoosh's document numbers are positions.
     # The writer commits on success and cancels if anything raises.
@@ -169,11 +204,16 @@ def write(folder: Path, prepared: PreparedIndex) -> None:
     (folder / LINKS).write_text(json.dumps(rows), encoding="utf-8")
     prepared.vectors.save(folder)
     np.save(folder / SENTENCE_VECTORS, prepared.sentence_vectors)
-    write_encoder(folder)
+    (folder / BOILERPLATE).write_text(json.dumps(sorted(prepared.boilerplate)), encoding="utf-8")
+    if encoder:
+        write_encoder(folder)
 
 
-def open_folder(folder: Path, manifest: dict) -> WhooshGeneration:
-    """Open the generation in `folder` (its manifest already verified)."""
+def open_folder(
+    folder: Path, manifest: dict, encoder: SentenceEncoder | None = None
+) -> WhooshGeneration:
+    """Open the generation in `folder` (its manifest already verified), with its own
+    encoder unless given one."""
     stats = file_stats(folder)
     ix = _open_whoosh(folder)
     return WhooshGeneration(
@@ -188,7 +228,8 @@ def open_folder(folder: Path, manifest: dict) -> WhooshGeneration:
         # with SIGBUS. The cost is one copy per worker: 1.5 KB per sentence (about
         # 125 MB for the 84,000 sentences of the Python documentation).
         np.load(folder / SENTENCE_VECTORS),
-        SentenceEncoder(folder),
+        encoder or SentenceEncoder(folder),
+        frozenset(json.loads((folder / BOILERPLATE).read_text(encoding="utf-8"))),
         folder,
         stats,
     )
@@ -213,6 +254,8 @@ class WhooshGeneration:
     sentence_vectors: np.ndarray
     # The encoder these vectors came from, for the questions.
     encoder: SentenceEncoder
+    # The lines the build took for the sites' furniture.
+    boilerplate: frozenset[str]
     # Where the generation's files are, and their sizes and times when it was opened.
     folder: Path
     file_stats: tuple[tuple[str, int, int], ...]
@@ -239,6 +282,11 @@ class WhooshGeneration:
     def max_idf(self) -> float:
         """The idf of a term no passage holds (Whoosh's formula with a frequency of 0)."""
         return math.log(len(self.passages)) + 1
+
+    @property
+    def mean_length(self) -> float:
+        """The mean number of analysed terms of a passage (BM25's average length)."""
+        return float(self.postings.mean_length)
 
     @functools.cached_property
     def _positions(self) -> dict[str, int]:

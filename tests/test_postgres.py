@@ -76,8 +76,8 @@ def test_shards_hold_the_passages_and_answer_as_whoosh_does(
     )
 
 
-def test_a_rebuild_swaps_generations_and_drops_the_oldest(seeds_dir, cluster, sharded):
-    names = [build_index(seeds_dir, sharded, force=True).generation for _ in range(3)]
+def _generations(cluster) -> tuple[str, list[str], set[str]]:
+    """The current generation, those the database lists, and the schemas it holds."""
     with psycopg.connect(cluster.coordinator.url) as connection:
         current = connection.execute("SELECT name FROM qa_current").fetchone()[0]
         kept = [row[0] for row in connection.execute("SELECT name FROM qa_generations")]
@@ -87,9 +87,28 @@ def test_a_rebuild_swaps_generations_and_drops_the_oldest(seeds_dir, cluster, sh
                 "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'gen_%'"
             )
         }
+    return current, kept, schemas
+
+
+def test_a_rebuild_swaps_generations_and_drops_the_oldest(seeds_dir, cluster, sharded, monkeypatch):
+    monkeypatch.setattr(postgres_store, "REPLACED_KEPT_SECONDS", 0)
+    names = [build_index(seeds_dir, sharded, force=True).generation for _ in range(3)]
+    current, kept, schemas = _generations(cluster)
     assert current == names[-1]
     assert sorted(kept) == sorted(names[-2:])
     assert schemas == {name.lower().replace("-", "_") for name in names[-2:]}
+
+
+def test_a_generation_replaced_a_moment_ago_stays_for_workers_yet_to_ask(
+    seeds_dir, cluster, sharded
+):
+    """A worker learns of a new generation within CHECK_SECONDS; rebuilds may come faster."""
+    names = [build_index(seeds_dir, sharded, force=True).generation for _ in range(3)]
+    current, kept, schemas = _generations(cluster)
+    assert current == names[-1] and set(names) <= set(kept)
+    assert {name.lower().replace("-", "_") for name in names} <= schemas
+    old = postgres_store.PostgresGeneration(names[0], psycopg.connect(cluster.coordinator.url))
+    assert old.passages[0].text
 
 
 def test_caches_stay_within_their_bytes(sharded, index_dir, questions_path, monkeypatch):
