@@ -170,7 +170,8 @@ WRITES = 3  # writes timed per engine (each an addition, then its correction)
 
 def time_to_answerable(url: str, key: str) -> dict[str, list[float]]:
     """Seconds from each write to the first answer citing what it wrote (added, corrected)."""
-    client = QAClient(url, api_key=key)
+    # A write that outgrows its layer builds everything: minutes on a large corpus.
+    client = QAClient(url, api_key=key, timeout=600)
     taken: dict[str, list[float]] = {"added": [], "corrected": []}
     for number in range(WRITES):
         name = f"bench-write-{number}.txt"
@@ -182,15 +183,17 @@ def time_to_answerable(url: str, key: str) -> dict[str, list[float]]:
         for step, text in versions.items():
             started = time.perf_counter()
             client.replace_source(name, text)
-            while time.perf_counter() - started < 600:
+            while time.perf_counter() - started < 60:
                 answers = client.ask("How many quokkas did the census count on Rottnest?")
                 first = answers.passages[0] if answers.passages else None
                 if first and first.citation.source == name and first.text in text:
                     break
                 time.sleep(0.01)
             else:
-                raise RuntimeError(f"{name} not answerable 600 s after it was written")
+                raise RuntimeError(f"{name} not answerable 60 s after it was written")
             taken[step].append(time.perf_counter() - started)
+        # So that the next write's article is the only one that answers.
+        client.delete_source(name)
     return taken
 
 

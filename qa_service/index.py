@@ -151,7 +151,8 @@ def update_index(
         if base is not None:
             changed, hidden = layered.changed_articles(articles, base)
             room = layer_share * base.passage_count
-            if (changed or hidden) and sum(end - start for start, end in hidden.values()) <= room:
+            # (An empty layer is the base again: a write undone by the next one.)
+            if sum(end - start for start, end in hidden.values()) <= room:
                 prepared = prepare_layer(changed, base, hidden, max_passages=room)
         if prepared is None:
             prepared = prepare(articles)

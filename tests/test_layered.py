@@ -153,3 +153,17 @@ def test_a_layer_only_of_deletions_hides_the_article(engine, corpus):
     assert gone not in store.sources and len(store.sources) == len(base.sources) - 1
     for question in ("What damages are sought?", "Who filed the lawsuit?"):
         assert gone not in {c.source for c in _cited(store, ask(store, question))}
+
+
+def test_a_write_undone_lays_an_empty_layer_not_a_full_build(engine, corpus):
+    build_index(corpus, engine)
+    base = engine.open()
+    (corpus / "brief.txt").write_text("Brief\n\nThe zebra crossing reopened.\n", encoding="utf-8")
+    update_index(corpus, engine, base, layer_share=0.5)
+    added = engine.open(reuse=base)
+    (corpus / "brief.txt").unlink()
+    update_index(corpus, engine, added, layer_share=0.5)
+    undone = engine.open(reuse=added)
+    assert isinstance(undone, LayeredStore) and undone.base is base
+    assert undone.layer.passage_count == 0 and not undone.hidden
+    assert sorted(undone.sources) == sorted(base.sources)
