@@ -11,7 +11,7 @@ BASELINE ?= 1615003
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install lock encoder index serve test lint format quality fit bench browser postgres screenshots clean eval-data
+.PHONY: install lock encoder index serve test test-fast lint format quality fit bench browser postgres screenshots clean eval-data
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -103,6 +103,10 @@ postgres:
 
 test: $(VENV)/.installed-test lint browser postgres eval-data
 	QA_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
+
+# The fast layer while working: no Chromium, no gunicorn (markers set by tests/conftest.py).
+test-fast: $(VENV)/.installed-test postgres eval-data
+	$(BIN)/python -m pytest -m "not browser and not live"
 
 screenshots: $(VENV)/.installed-test browser
 	QA_CHROMIUM=$(CHROMIUM) $(BIN)/python tests/screenshots.py

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 
 import click
 
+from .citation_formats import line_range
 from .config import DEFAULTS
 from .evaluation import MATCH_RULES
 from .keys import SCOPES
-from .results import Answers, SourceInfo
+from .results import Answers, Citation, SourceInfo
 
 if TYPE_CHECKING:
     from .client import QAClient, QAError
@@ -138,13 +139,18 @@ def serve(gunicorn_args: tuple[str, ...]) -> None:
     os.execv(sys.executable, argv + list(gunicorn_args))
 
 
+# The held-out questions of the clone this package runs from, wherever the command
+# is started (they score the clone's seeds); an installed wheel has none.
+HELD_OUT_QUESTIONS = Path(__file__).resolve().parent.parent / "tests" / "data" / "questions.jsonl"
+
+
 @main.command("eval")
 @click.option("--url", help="Evaluate a running service instead of the local index.")
 @click.option(
     "--questions",
-    default="tests/data/questions.jsonl",
-    show_default=True,
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="JSON lines: id, question, answers [{source, start, end, text}]"
+    "  [default: this clone's tests/data/questions.jsonl, held out, on the seeds]",
 )
 @click.option("--k", default=5, show_default=True, type=click.IntRange(1, 50))
 @click.option(
@@ -156,25 +162,46 @@ def serve(gunicorn_args: tuple[str, ...]) -> None:
 )
 @_seeds_option
 @_index_option
-def evaluate_command(url: str | None, questions: Path, k: int, match: str, seeds_dir: Path, engine):
+def evaluate_command(
+    url: str | None, questions: Path | None, k: int, match: str, seeds_dir: Path, engine
+):
     """Score answers against questions with gold spans; print the report as JSON."""
     from .corpus import read_corpus
-    from .evaluation import evaluate, load_questions
+    from .evaluation import evaluate
 
-    texts = {article.name: article.text for article in read_corpus(seeds_dir)}
+    asked = _questions(questions)
+    try:
+        # The citations are checked against the articles' files, as a reader would.
+        texts = {article.name: article.text for article in read_corpus(seeds_dir)}
+    except OSError as exc:
+        raise click.ClickException(
+            f"{exc}: pass the articles the questions are about with --seeds DIR (or QA_SEEDS)"
+        ) from exc
     if url:
-        from .client import QAClient
-
-        with QAClient(url, timeout=30) as client:
-            report = evaluate(client.ask, load_questions(questions), texts, k, match)
+        with _remote(url, timeout=30) as client:
+            report = evaluate(client.ask, asked, texts, k, match)
     else:
-        generation = _open_local(engine)
         from .search import ask as local_ask
 
-        report = evaluate(
-            lambda q, n: local_ask(generation, q, k=n), load_questions(questions), texts, k, match
-        )
+        generation = _open_local(engine)
+        report = evaluate(lambda q, n: local_ask(generation, q, k=n), asked, texts, k, match)
     click.echo(json.dumps(report, indent=2))
+
+
+def _questions(path: Path | None) -> list[dict]:
+    """The questions of `path`, else of the held-out set; a usage error if neither is there."""
+    from .evaluation import load_questions
+
+    if path is None:
+        if not HELD_OUT_QUESTIONS.is_file():
+            raise click.UsageError(
+                "No question set here: pass --questions FILE (JSON lines with gold spans)."
+            )
+        path = HELD_OUT_QUESTIONS
+    try:
+        return load_questions(path)
+    except ValueError as exc:
+        raise click.BadParameter(f"{path}: {exc}", param_hint="'--questions'") from exc
 
 
 @main.group()
@@ -353,21 +380,34 @@ def delete_source_command(name: str, client: QAClient) -> None:
 
 
 def format_answers(answers: Answers) -> str:
-    """Plain-text rendering: each passage, its answer and its citation."""
+    """Plain text: the respelling suggested, then each passage, its answer and citations."""
+    # No "?" added: the respelt question usually ends with its own.
+    lines = [f"Did you mean: {answers.did_you_mean}", ""] if answers.did_you_mean else []
     if not answers.passages:
-        return "No passage matches this question."
-    lines = [] if answers.answerable else ["The articles hold no answer; closest passages:", ""]
+        return "\n".join([*lines, "No passage matches this question."])
+    if not answers.answerable:
+        lines += ["The articles hold no answer; closest passages:", ""]
     for passage in answers.passages:
-        citation = passage.citation
         lines.append(f"{passage.rank}. {passage.answer.text}")
         if passage.answer.text != passage.text:
             lines.append(textwrap.indent(textwrap.fill(passage.text, 88), "   | "))
-        lines.append(
-            f"   — {citation.title} ({citation.source}, characters {citation.start}–{citation.end},"
-            f" lines {citation.line_start}–{citation.line_end})"
-        )
+        lines.append(f"   — {_cited(passage.citation)}")
+        lines += [f"   also reported by {_cited(other)}" for other in passage.corroborated_by]
+        lines += [
+            f"   conflicting {conflict.kind}: “{conflict.value}” here,"
+            f" “{conflict.other_value}” in {_cited(conflict.citation)}"
+            for conflict in passage.conflicts
+        ]
         lines.append("")
     return "\n".join(lines).rstrip()
+
+
+def _cited(citation: Citation) -> str:
+    """A citation on one line: title, source, character and line range."""
+    lines = line_range(citation.line_start, citation.line_end)
+    return (
+        f"{citation.title} ({citation.source}, characters {citation.start}–{citation.end}, {lines})"
+    )
 
 
 def _open_local(engine):
@@ -405,8 +445,7 @@ def _remote(url: str, **options) -> Iterator[QAClient]:
 
 def _error_text(exc: QAError) -> str:
     """The error's message, then the service's per-field messages (those of a 422)."""
-    body = getattr(exc, "body", None)
-    error = body.get("error") if isinstance(body, dict) else None
+    error = exc.body.get("error") if isinstance(exc.body, dict) else None
     fields = error.get("fields") if isinstance(error, dict) else None
     if not isinstance(fields, dict):
         return str(exc)
@@ -435,7 +474,8 @@ def _echo_source(done: str, info: SourceInfo, as_json: bool) -> None:
 
         _echo_json(SourceInfoSchema(), info)
     else:
-        click.echo(f"{done} {info.name} ({info.passages} passages): {info.title}")
+        passages = "passage" if info.passages == 1 else "passages"
+        click.echo(f"{done} {info.name} ({info.passages} {passages}): {info.title}")
 
 
 def _echo_json(schema, value) -> None:

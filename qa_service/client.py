@@ -32,22 +32,26 @@ from .schemas import (
 
 
 class QAError(Exception):
-    """Base of every error the client raises."""
+    """Base of every error the client raises: `.status`, `.message` and `.body` on each."""
+
+    def __init__(self, message: str, *, status: int | None = None, body: object = None):
+        super().__init__(f"{status}: {message}" if status is not None else message)
+        # The HTTP status; None when no response came (nothing was answered, not even 0).
+        self.status = status
+        self.message = message
+        # The decoded JSON error body, e.g. {"error": {"status", "message", "fields"}}.
+        self.body = body
 
 
 class QATransportError(QAError):
-    """The service could not be reached or did not answer in time."""
+    """The service could not be reached or did not answer in time (status and body None)."""
 
 
 class QAResponseError(QAError):
     """The service answered with an error status or a body that breaks the contract."""
 
     def __init__(self, status: int, message: str, body: object = None):
-        super().__init__(f"{status}: {message}")
-        self.status = status
-        self.message = message
-        # The decoded JSON error body, e.g. {"error": {"status", "message", "fields"}}.
-        self.body = body
+        super().__init__(message, status=status, body=body)
 
 
 class QAClientError(QAResponseError):

@@ -39,6 +39,9 @@ DEFAULTS = {
     "PUBLIC_URL": "",
     # Host names the service answers to, comma-separated ("" for any): others get 400.
     "TRUSTED_HOSTS": "",
+    # Questions the home page offers as examples, separated by "|" ("" for none): only
+    # someone who knows the articles can say which questions they answer.
+    "EXAMPLE_QUESTIONS": "",
 }
 # Environment variable -> setting.
 ENVIRONMENT = {
@@ -59,6 +62,7 @@ ENVIRONMENT = {
     "QA_ANSWER_CACHE_BYTES": "ANSWER_CACHE_BYTES",
     "QA_PUBLIC_URL": "PUBLIC_URL",
     "QA_TRUSTED_HOSTS": "TRUSTED_HOSTS",
+    "QA_EXAMPLE_QUESTIONS": "EXAMPLE_QUESTIONS",
 }
 
 
@@ -69,6 +73,11 @@ def load_config(overrides: Mapping | None = None) -> dict:
         if variable in os.environ:
             value = os.environ[variable]
             default = DEFAULTS[key]
-            config[key] = type(default)(value) if isinstance(default, (int, float)) else value
+            if isinstance(default, (int, float)):
+                try:
+                    value = type(default)(value)
+                except ValueError:
+                    raise ValueError(f"{variable}={value!r}: not a number") from None
+            config[key] = value
     config.update(overrides or {})
     return config

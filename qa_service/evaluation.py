@@ -1,4 +1,4 @@
-"""Score answers against questions with gold spans (the metrics of the shared evaluate.py).
+"""Score answers against questions with gold spans (`qa-service eval`, benchmarks/quality.py).
 
 A passage answers a question when its cited span covers at least half of the
 characters of one gold span in the same source ("cover"), or, for gold spans
@@ -19,12 +19,29 @@ from pathlib import Path
 from .results import AnswerPassage, Answers
 
 COVER = 0.5
+# What every line of a question file holds (answers: [] for an unanswerable question).
+QUESTION_FIELDS = frozenset({"id", "question", "answers"})
 
 
 def load_questions(path: Path | str) -> list[dict]:
-    """Questions from a JSON-lines file: id, question, answers [{source, start, end, text}]."""
+    """Questions from a JSON-lines file: id, question, answers [{source, start, end, text}].
+
+    Raises ValueError naming the line of the first one that is not such an object.
+    """
+    questions = []
     with open(path, encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines if line.strip()]
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                question = json.loads(line)
+            except ValueError as exc:
+                raise ValueError(f"line {number} is not JSON ({exc})") from exc
+            if not isinstance(question, dict) or not question.keys() >= QUESTION_FIELDS:
+                fields = ", ".join(sorted(QUESTION_FIELDS))
+                raise ValueError(f"line {number} is not an object with the fields {fields}")
+            questions.append(question)
+    return questions
 
 
 MATCH_RULES = ("cover", "within")

@@ -2,25 +2,48 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from functools import cached_property
 from itertools import groupby, pairwise
+from urllib.parse import urlencode
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, current_app, render_template, request, url_for
 from marshmallow import ValidationError
 
 from . import search
+from .citation_formats import FORMATS, Reference, date_parts, line_range, reader_date
 from .openapi import document, media_content
-from .results import AnswerPassage
+from .passages import split_sentences
+from .results import (
+    AnswerPassage,
+    Answers,
+    Citation,
+    Conflict,
+    SourceDocument,
+    SourceInfo,
+    Span,
+)
 from .schemas import K_DEFAULT, QUESTION_MAX_CHARS, AskQuerySchema
-from .serving import current_generation, source_url, source_version
+from .serving import current_generation, log_index_unavailable, source_url, source_version
+from .store import IndexUnavailable, PassageStore
 
 blueprint = Blueprint("web", __name__)
 blueprint.add_app_template_filter(source_url)
+blueprint.add_app_template_filter(reader_date)
+blueprint.add_app_template_global(line_range)
 _ask_query = AskQuerySchema()
 _HTML = {
     "200": media_content("text/html", "HTML page"),
     "default": media_content("text/html", "HTML error page"),
 }
+# Publishers the home page names before it says "and N more".
+PUBLISHERS_SHOWN = 6
+# After a highlighted word, an apostrophe and one of these make another word: "won't" is not "won".
+_CONTRACTION = re.compile(r"['’](?:t|ll|re|ve|d|m)\b", re.IGNORECASE)
+_WORD_CHAR = re.compile(r"\w")
 
 
 @dataclass(frozen=True)
@@ -32,12 +55,51 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class CitationView:
+    """A citation as the page shows it: a link to the span, the article's metadata, its copies."""
+
+    reference: Reference
+    href: str  # the source page at the span, carrying the question for the way back
+
+    @cached_property
+    def copies(self) -> dict[str, str]:
+        """Format name -> the text its copy button copies (made only for citations shown so)."""
+        return {name: write(self.reference) for name, write in FORMATS.items()}
+
+
+@dataclass(frozen=True)
 class ResultView:
     """What the results page shows for one passage."""
 
     passage: AnswerPassage
     # Runs of segments, each flagged as inside the answer span or not.
     runs: list[tuple[bool, list[Segment]]]
+    citation: CitationView
+    corroborations: list[CitationView]
+    conflicts: list[tuple[Conflict, CitationView]]
+
+
+@dataclass(frozen=True)
+class AnswerView:
+    """The answer box: the best answer span inside its sentence, cited, and who else reports it."""
+
+    before: str
+    answer: str
+    after: str
+    citation: CitationView
+    also_reported_by: list[CitationView]  # one per other source
+
+
+@dataclass(frozen=True)
+class CorpusSummary:
+    """What the home page says the articles are: how many, from whom, from when."""
+
+    sources: int
+    publishers: list[str]  # most articles first
+    without_publisher: int
+    first_date: str | None
+    last_date: str | None
+    without_date: int  # no date, or one that is not ISO 8601
 
 
 @blueprint.route("/")
@@ -47,16 +109,36 @@ def search_page():
     q = request.args.get("q", "")
     context = {"q": q, "k": request.args.get("k", K_DEFAULT), "max_chars": QUESTION_MAX_CHARS}
     if "q" not in request.args:
-        return render_template("search.html", **context)
+        return render_template(
+            "search.html",
+            corpus=_corpus_summary(),
+            examples=example_questions(current_app.config["EXAMPLE_QUESTIONS"]),
+            publishers_shown=PUBLISHERS_SHOWN,
+            **context,
+        )
     try:
         params = _ask_query.load(
             {key: request.args[key] for key in ("q", "k") if key in request.args}
         )
     except ValidationError as exc:
         return render_template("search.html", errors=_page_errors(q, exc), **context), 422
-    answers = search.ask(current_generation(), params["question"], k=params["k"])
-    results = [ResultView(passage, mark_runs(passage)) for passage in answers.passages]
-    return render_template("search.html", answers=answers, results=results, **context)
+    generation = current_generation()
+    answers = search.ask(generation, params["question"], k=params["k"])
+    cite = _Citer(generation, q, params["k"])
+    results = [
+        ResultView(
+            passage,
+            mark_runs(passage, with_answer=answers.answerable),
+            cite(passage.citation),
+            [cite(other) for other in passage.corroborated_by],
+            [(conflict, cite(conflict.citation)) for conflict in passage.conflicts],
+        )
+        for passage in answers.passages
+    ]
+    answer = _answer_view(answers, results, cite)
+    return render_template(
+        "search.html", answers=answers, answer=answer, results=results, **context
+    )
 
 
 def _page_errors(q: str, exc: ValidationError) -> list[str]:
@@ -73,19 +155,116 @@ def _page_errors(q: str, exc: ValidationError) -> list[str]:
     ]
 
 
-@blueprint.app_template_filter("plain_citation")
-def plain_citation(passage: AnswerPassage) -> str:
-    """The citation as plain text, for copying into notes or a document.
+def example_questions(setting: str | Iterable[str]) -> list[str]:
+    """The configured example questions ("a?|b?" or a list), blanks left out."""
+    questions = setting.split("|") if isinstance(setting, str) else setting
+    return [question.strip() for question in questions if question.strip()]
 
-    Without its link: the page's script adds that (data-citation-url), made
-    absolute by the browser from the address the reader used.
+
+def _corpus_summary() -> CorpusSummary | None:
+    """The current generation's summary, made once per generation; None without an index.
+
+    The search form still works for the reader to try when the index is away.
     """
-    citation = passage.citation
-    lines = f"lines {citation.line_start}–{citation.line_end}"
-    return (
-        f"“{passage.text}” — {citation.title}, {citation.source}, "
-        f"characters {citation.start}–{citation.end}, {lines}."
+    try:
+        generation = current_generation()
+    except IndexUnavailable as exc:
+        log_index_unavailable(exc)
+        return None
+    # Reading every source is dear on PostgreSQL (their texts come along): once per worker
+    # and generation, which never changes under its name.
+    cached = current_app.extensions.get("qa_corpus_summary")
+    if cached is None or cached[0] != generation.name:
+        cached = (generation.name, summarize_corpus(generation.sources.values()))
+        current_app.extensions["qa_corpus_summary"] = cached
+    return cached[1]
+
+
+def summarize_corpus(sources: Iterable[SourceInfo]) -> CorpusSummary:
+    """How many articles, their publishers by count, and the span of their dates."""
+    sources = list(sources)
+    publishers = Counter(source.publisher for source in sources if source.publisher)
+    dated = sorted(
+        (parts, source.date) for source in sources if (parts := date_parts(source.date)) is not None
     )
+    return CorpusSummary(
+        sources=len(sources),
+        publishers=[name for name, _ in sorted(publishers.items(), key=lambda p: (-p[1], p[0]))],
+        without_publisher=sum(not source.publisher for source in sources),
+        first_date=reader_date(dated[0][1]) if dated else None,
+        last_date=reader_date(dated[-1][1]) if dated else None,
+        without_date=len(sources) - len(dated),
+    )
+
+
+class _Citer:
+    """Makes the CitationViews of one results page, reading each source once."""
+
+    def __init__(self, generation: PassageStore, q: str, k: int):
+        self.sources = generation.sources
+        self.found: dict[str, SourceDocument | None] = {}
+        self.question = urlencode({"q": q, "k": k})
+
+    def __call__(self, citation: Citation, quote: str | None = None) -> CitationView:
+        """The view of `citation`, quoting `quote` (default: the words it cites)."""
+        if citation.source not in self.found:
+            self.found[citation.source] = self.sources.get(citation.source)
+        source = self.found[citation.source]
+        if quote is None:
+            quote = source.text[citation.start : citation.end] if source else ""
+        # Brackets percent-encoded: some Markdown renderers end a link at the first ")".
+        url = source_url(citation, external=True).replace("(", "%28").replace(")", "%29")
+        reference = Reference(
+            quote=quote,
+            title=citation.title or citation.source,
+            source=citation.source,
+            start=citation.start,
+            end=citation.end,
+            line_start=citation.line_start,
+            line_end=citation.line_end,
+            url=url,
+            publisher=source.publisher if source else None,
+            date=source.date if source else None,
+        )
+        path, _, fragment = source_url(citation).partition("#")
+        return CitationView(reference, href=f"{path}&{self.question}#{fragment}")
+
+
+def _answer_view(answers: Answers, results: list[ResultView], cite: _Citer) -> AnswerView | None:
+    """The top passage's answer span in its sentence, when the question is answered."""
+    if not answers.answerable or not answers.passages:
+        return None
+    top = answers.passages[0]
+    base, text = top.citation.start, top.text
+    start, end = top.answer.start - base, top.answer.end - base
+    first, last = answer_sentence(text, start, end)
+    citation = replace(
+        top.citation,
+        start=top.answer.start,
+        end=top.answer.end,
+        byte_start=top.citation.byte_start + len(text[:start].encode()),
+        byte_end=top.citation.byte_start + len(text[:end].encode()),
+        line_start=top.citation.line_start + text.count("\n", 0, start),
+        line_end=top.citation.line_start + text.count("\n", 0, max(start, end - 1)),
+    )
+    others: dict[str, CitationView] = {}
+    for other in results[0].corroborations:
+        others.setdefault(other.reference.source, other)
+    return AnswerView(
+        before=text[first:start],
+        answer=text[start:end],
+        after=text[end:last],
+        citation=cite(citation, top.answer.text),
+        also_reported_by=list(others.values()),
+    )
+
+
+def answer_sentence(text: str, start: int, end: int) -> tuple[int, int]:
+    """The sentence (or run of sentences) of `text` that holds text[start:end]."""
+    overlapping = [(s, e) for s, e in split_sentences(text, 0, len(text)) if s < end and start < e]
+    if not overlapping:
+        return start, end
+    return min(overlapping[0][0], start), max(overlapping[-1][1], end)
 
 
 @blueprint.route("/sources")
@@ -100,7 +279,11 @@ def source_list():
     get={"summary": "One source article (HTML), optionally with a cited span", "responses": _HTML}
 )
 def source(name: str):
-    """The whole article, with the span `start`..`end` highlighted when given."""
+    """The whole article, with the span `start`..`end` highlighted when given.
+
+    `q` and `k`, when given, are the question whose results linked here: the page
+    links back to them.
+    """
     current = found = current_generation().sources.get(name)
     version = request.args.get("version")
     if version and (current is None or version != current.sha256):
@@ -118,23 +301,68 @@ def source(name: str):
         parts = (text[:start], text[start:end], text[end:])
     else:
         abort(400, f"The span {start}-{end} is not inside this source (0-{len(text)}).")
+    q = request.args.get("q", "").strip()
+    back = url_for("web.search_page", q=q, k=request.args.get("k")) if q else None
     return render_template(
-        "source.html", source=found, parts=parts, start=start, end=end, current=current
+        "source.html",
+        source=found,
+        parts=parts,
+        start=start,
+        end=end,
+        current=current,
+        q=q,
+        back=back,
     )
 
 
-def mark_runs(passage: AnswerPassage) -> list[tuple[bool, list[Segment]]]:
-    """Cut a passage into segments at highlight and answer edges, grouped by answer."""
+def mark_runs(
+    passage: AnswerPassage, *, with_answer: bool = True
+) -> list[tuple[bool, list[Segment]]]:
+    """Cut a passage into segments at highlight and answer edges, grouped by answer.
+
+    Without `with_answer` (a question the articles do not answer) no run is the answer.
+    """
     base, text = passage.citation.start, passage.text
-    highlights = [(span.start - base, span.end - base) for span in passage.highlights]
-    answer = (passage.answer.start - base, passage.answer.end - base)
+    highlights = [(span.start - base, span.end - base) for span in whole_words(passage)]
+    answer = (passage.answer.start - base, passage.answer.end - base) if with_answer else (0, 0)
     cuts = {0, len(text), *answer, *(edge for span in highlights for edge in span)}
     pieces = []
     for start, end in pairwise(sorted(cut for cut in cuts if 0 <= cut <= len(text))):
         matched = any(a <= start and end <= b for a, b in highlights)
-        in_answer = answer[0] <= start and end <= answer[1]
+        in_answer = answer[0] <= start and end <= answer[1] and answer[0] < answer[1]
         pieces.append((in_answer, Segment(text[start:end], matched)))
     return [
         (in_answer, [segment for _, segment in run])
         for in_answer, run in groupby(pieces, key=lambda piece: piece[0])
     ]
+
+
+def whole_words(passage: AnswerPassage) -> list[Span]:
+    """The passage's highlights that are whole words as a reader sees them.
+
+    The analyser splits words at apostrophes, so the question's "won" matches the
+    "won" of "won't": such a piece of another word is not marked. A possessive
+    ("LinkedIn's") is still the word.
+    """
+    base, text = passage.citation.start, passage.text
+    kept = []
+    for span in passage.highlights:
+        start, end = span.start - base, span.end - base
+        if start > 0 and _WORD_CHAR.match(text, start - 1):
+            continue
+        if end < len(text) and _WORD_CHAR.match(text, end):
+            continue
+        if _CONTRACTION.match(text, end) or _is_contraction_ending(text, start, end):
+            continue
+        kept.append(span)
+    return kept
+
+
+def _is_contraction_ending(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] is the "t" of "won't" (or "ll", "re", ...) after a word."""
+    return (
+        start >= 2
+        and text[start - 1] in "'’"
+        and _WORD_CHAR.match(text, start - 2) is not None
+        and _CONTRACTION.fullmatch(text, start - 1, end) is not None
+    )

@@ -1,4 +1,4 @@
-"""Write PNG screenshots of the results and source pages (desktop and phone) to docs/.
+"""Write PNG screenshots of the home, results and source pages (desktop and phone) to docs/.
 
 python tests/screenshots.py        # what `make screenshots` runs
 """
@@ -15,10 +15,20 @@ from support import ROOT, gunicorn_server, launch_chromium
 from qa_service.index import build_index
 
 DOCS = ROOT / "docs"
+QUESTION = "When+did+LinkedIn+update+its+privacy+policy%3F"
 PAGES = {
-    "results": "/?q=When+did+LinkedIn+update+its+privacy+policy%3F&k=3",
-    "source": "/sources/001_d2a1e9c52261be42.txt?start=1093&end=1271#cited",
+    "home": "/",
+    "results": f"/?q={QUESTION}&k=3",
+    "source": f"/sources/001_d2a1e9c52261be42.txt?start=1093&end=1271&q={QUESTION}&k=3#cited",
 }
+# Example questions for the seeds, as a deployment of them would configure them.
+EXAMPLES = "|".join(
+    [
+        "What damages are sought?",
+        "When did LinkedIn update its privacy policy?",
+        "Is a jury trial requested?",
+    ]
+)
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "mobile": {"width": 375, "height": 740}}
 
 
@@ -28,7 +38,11 @@ def main() -> int:
         index_dir = Path(folder) / "index"
         build_index(ROOT / "seeds", index_dir)
         log_path = Path(folder) / "gunicorn.log"
-        with gunicorn_server(index_dir, log_path) as url, sync_playwright() as playwright:
+        settings = {"QA_BACKEND": "whoosh", "QA_EXAMPLE_QUESTIONS": EXAMPLES}
+        with (
+            gunicorn_server(index_dir, log_path, **settings) as url,
+            sync_playwright() as playwright,
+        ):
             browser = launch_chromium(playwright)
             for device, viewport in VIEWPORTS.items():
                 context = browser.new_context(viewport=viewport, is_mobile=device == "mobile")
@@ -37,7 +51,7 @@ def main() -> int:
                     page.goto(url + path)
                     page.wait_for_load_state("networkidle")
                     target = DOCS / f"{name}-{device}.png"
-                    page.screenshot(path=str(target), full_page=name == "results")
+                    page.screenshot(path=str(target), full_page=name != "source")
                     print(target.relative_to(ROOT))
                 context.close()
             browser.close()
