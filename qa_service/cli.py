@@ -282,7 +282,7 @@ def _service_option(command):
         envvar="QA_API_KEY",
         help="API key; writing needs one of scope write (env QA_API_KEY).",
     )
-    # Every write rebuilds the whole index before the service answers.
+    # A write that outgrows its layer rebuilds the whole index before the service answers.
     timeout = click.option(
         "--timeout",
         default=60.0,

@@ -98,9 +98,7 @@ def build_index(
     untouched.
     """
     engine = engine_for(index)
-    articles = read_corpus(seeds_dir)
-    if not articles:
-        raise ValueError(f"no readable .txt or .md articles in {seeds_dir}")
+    articles = _articles(seeds_dir)
     content_hash = corpus_hash(articles)
     # Checked before taking the lock: an unchanged index needs no write, so a
     # read-only index folder (a container's baked index) can be "built" at start.
@@ -136,9 +134,7 @@ def update_index(
     has open: its base is used as it is in memory. As `build_index` otherwise.
     """
     engine = engine_for(index)
-    articles = read_corpus(seeds_dir)
-    if not articles:
-        raise ValueError(f"no readable .txt or .md articles in {seeds_dir}")
+    articles = _articles(seeds_dir)
     content_hash = corpus_hash(articles)
     with engine.build_lock():
         if unchanged := engine.unchanged(content_hash):
@@ -146,21 +142,28 @@ def update_index(
         if current is None or current.name != engine.current_name():
             with contextlib.suppress(IndexUnavailable):
                 current = engine.open(reuse=current)
-        base = current.base if isinstance(current, layered.LayeredStore) else current
+        base = layered.full_build_of(current)
         prepared = None
         if base is not None:
             changed, hidden = layered.changed_articles(articles, base)
             room = layer_share * base.passage_count
             # (An empty layer is the base again: a write undone by the next one.)
-            if sum(end - start for start, end in hidden.values()) <= room:
+            if layered.hidden_passages(hidden) <= room:
                 prepared = prepare_layer(changed, base, hidden, max_passages=room)
         if prepared is None:
             prepared = prepare(articles)
             name = engine.publish(prepared, content_hash)
             return BuildReport(name, True, len(articles), len(prepared.passages))
         name = engine.publish(prepared, content_hash, Layer(base.name, hidden))
-    visible = base.passage_count - sum(end - start for start, end in hidden.values())
+    visible = base.passage_count - layered.hidden_passages(hidden)
     return BuildReport(name, True, len(articles), visible + len(prepared.passages))
+
+
+def _articles(seeds_dir: Path | str) -> list[Article]:
+    articles = read_corpus(seeds_dir)
+    if not articles:
+        raise ValueError(f"no readable .txt or .md articles in {seeds_dir}")
+    return articles
 
 
 def prepare(articles: list[Article]) -> PreparedIndex:
@@ -194,7 +197,7 @@ def prepare_layer(
         return None
     tokens = [passage_tokens(passage) for passage in passages]
     postings = build_postings(tokens, surroundings=layered.surroundings(base))
-    shift = math.log((base.passage_count + len(passages)) / base.passage_count)
+    shift = layered.idf_shift(base.passage_count, len(passages))
 
     def idf(term: str) -> float:
         return postings.idf_of(term, base.term_idf(term) + shift)

@@ -38,27 +38,37 @@ TERM_OFFSET = 1 << 31
 LINK_CANDIDATES = 20
 
 
-def source_ranges(store: PassageStore) -> dict[str, tuple[int, int]]:
-    """Each article's positions [start, end): a build writes an article's passages together,
-    in the order of its sources."""
-    ranges, start = {}, 0
-    for name, source in store.sources.items():
-        ranges[name] = (start, start + source.passages)
-        start += source.passages
-    return ranges
-
-
 def changed_articles(
     articles: Sequence[Article], base: PassageStore
 ) -> tuple[list[Article], dict[str, tuple[int, int]]]:
     """The articles that differ from what `base` indexed (new, or changed in text or
     metadata), and the base's articles they replace or that are gone, with their positions."""
-    ranges = source_ranges(base)
+    # Each source read once (an engine may read its text with it). A build writes an
+    # article's passages together, in the order of its sources: its positions follow.
+    indexed, ranges, start = {}, {}, 0
+    for name, source in base.sources.items():
+        indexed[name], ranges[name] = source, (start, start + source.passages)
+        start += source.passages
     names = {article.name for article in articles}
-    changed = [article for article in articles if _differs(article, base.sources.get(article.name))]
+    changed = [article for article in articles if _differs(article, indexed.get(article.name))]
     replaced = {article.name for article in changed}
     hidden = {name: span for name, span in ranges.items() if name not in names or name in replaced}
     return changed, hidden
+
+
+def hidden_passages(hidden: Mapping[str, tuple[int, int]]) -> int:
+    """How many of the base's passages the hidden articles hold."""
+    return sum(end - start for start, end in hidden.values())
+
+
+def idf_shift(base_passages: int, layer_passages: int) -> float:
+    """What a term only the base holds gains in idf over base and layer together (one more ln)."""
+    return math.log((base_passages + layer_passages) / max(base_passages, 1))
+
+
+def full_build_of(store: PassageStore | None) -> PassageStore | None:
+    """The full build a generation is, or lies over."""
+    return store.base if isinstance(store, LayeredStore) else store
 
 
 def _differs(article: Article, indexed: SourceDocument | None) -> bool:
@@ -127,13 +137,12 @@ class LayeredStore:
         self.hidden = dict(hidden.hidden)
         self._base_count = base.passage_count
         self._hidden = _hidden_mask(self._base_count, self.hidden)
-        self._hidden_count = int(self._hidden.sum())
-        # A term only the base holds: its idf over the whole corpus (one more ln).
-        self._idf_shift = math.log(self.passage_count / max(self._base_count, 1))
+        self._hidden_count = hidden_passages(self.hidden)
+        self._idf_shift = idf_shift(self._base_count, layer.passage_count)
         self.sources = _Sources(self)
         self.passages = _Joined(base.passages, layer.passages)
         self.links = _Joined(_VisibleLinks(base.links, self._hidden), layer.links)
-        self.boilerplate = base.boilerplate | layer.boilerplate
+        self.boilerplate = layer.boilerplate  # a layer's holds its base's (index.prepare_layer)
         self.mean_length = layer.mean_length  # the layer's were counted over both
 
     @property

@@ -32,7 +32,7 @@ from psycopg.conninfo import make_conninfo
 from .analysis import WORD
 from .corroboration import links_as_rows, links_from_rows
 from .generations import GENERATIONS_KEPT, generation_name
-from .layered import LayeredStore
+from .layered import LayeredStore, full_build_of
 from .nearest import best, probe
 from .passages import Passage, Token
 from .postings import bm25, stored_length
@@ -287,7 +287,7 @@ class PostgresEngine:
             raise IndexUnavailable("no index in the database: run `qa-service index`")
         if not (layer := row and row[0]):
             return PostgresGeneration(name, connection)
-        base = reuse.base if isinstance(reuse, LayeredStore) else reuse
+        base = full_build_of(reuse)
         if base is None or base.name != layer["base"]:
             try:
                 base = PostgresGeneration(layer["base"], _connect(self.url))

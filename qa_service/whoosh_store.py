@@ -31,7 +31,7 @@ from . import generations
 from .analysis import ANALYZER, WORDS_ANALYZER
 from .corroboration import Link, links_as_rows, links_from_rows
 from .generations import file_stats
-from .layered import LayeredStore
+from .layered import LayeredStore, full_build_of
 from .nearest import VectorIndex
 from .passages import Passage, Token
 from .postings import Postings
@@ -150,7 +150,7 @@ class WhooshEngine:
             manifest = generations.verified_manifest(folder)
             if not (layer := manifest.get("layer")):
                 return open_folder(folder, manifest)
-            base = _base_of(reuse)
+            base = full_build_of(reuse)
             if base is None or base.name != layer["base"]:
                 base_folder = self.index_dir / layer["base"]
                 base = open_folder(base_folder, generations.verified_manifest(base_folder))
@@ -168,11 +168,6 @@ class WhooshEngine:
                 generations.verified_manifest(self.index_dir / layer["base"])
                 _open_whoosh(self.index_dir / layer["base"]).doc_count()
             return folder.name
-
-
-def _base_of(store: PassageStore | None) -> WhooshGeneration | None:
-    """The full build a generation is, or lies over."""
-    return store.base if isinstance(store, LayeredStore) else store
 
 
 def write(folder: Path, prepared: PreparedIndex, *, encoder: bool = True) -> None:
