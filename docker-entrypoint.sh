@@ -18,4 +18,4 @@ if ! wait "$indexer"; then
         "serving the index already in $QA_INDEX, if any" >&2
 fi
 trap - TERM INT
-exec gunicorn -c python:qa_service.gunicorn_conf "$@"
+exec gunicorn -c python:qa_service.web.gunicorn_conf "$@"

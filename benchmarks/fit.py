@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 from sets import QuestionSet, open_indexes, question_sets
 
-from qa_service import ranking, search
-from qa_service.evaluation import load_questions, matches_gold
-from qa_service.store import PassageStore
+from qa_service.retrieval import ranking, search
+from qa_service.retrieval.evaluation import load_questions, matches_gold
+from qa_service.retrieval.store import PassageStore
 
 L2 = 0.01
 OFF_TOPIC_QUESTIONS = 30  # unanswerable examples per corpus, asked from the other corpora

@@ -54,10 +54,10 @@ from support import SERVERS, gunicorn_server  # noqa: E402
 
 from qa_service.client import QAClient  # noqa: E402
 from qa_service.config import ENVIRONMENT, load_config  # noqa: E402
-from qa_service.corpus import read_corpus  # noqa: E402
-from qa_service.evaluation import load_questions  # noqa: E402
+from qa_service.core.corpus import read_corpus  # noqa: E402
 from qa_service.index import configured_engine, corpus_hash, prepare  # noqa: E402
-from qa_service.keys import add_key  # noqa: E402
+from qa_service.retrieval.evaluation import load_questions  # noqa: E402
+from qa_service.web.keys import add_key  # noqa: E402
 
 CONNECTIONS = 16
 QUESTIONS = 1000
@@ -65,7 +65,7 @@ WORKERS = "2"  # one per core here; the same for every server of a run
 # The bare app under the service's gunicorn settings, without its config's hooks.
 BARE_FLASK = (
     "--workers", WORKERS,
-    "--worker-class", "qa_service.gunicorn_worker.Worker",
+    "--worker-class", "qa_service.web.gunicorn_worker.Worker",
     "--worker-connections", "1000",
     "--keep-alive", "5",
     "--chdir", str(ROOT / "benchmarks"),

@@ -2,7 +2,7 @@
 
 Every retriever ranks the same passages (the service's index of each set's
 corpus) for the same questions, and is scored with the same metrics and the
-set's own match rule (qa_service.evaluation). Stock retrievers return whole
+set's own match rule (qa_service.retrieval.evaluation). Stock retrievers return whole
 passages as their answers and never refuse; only the service can say that a
 question has no answer in the articles.
 
@@ -39,12 +39,12 @@ import numpy as np
 from fit import fit_report
 from sets import QuestionSet, open_indexes, question_sets
 
-from qa_service.corpus import read_corpus
-from qa_service.evaluation import load_questions, score
-from qa_service.results import AnswerPassage, Answers, AnswerSpan, Citation
-from qa_service.search import ask
-from qa_service.semantic import model_id
-from qa_service.store import PassageStore
+from qa_service.core.corpus import read_corpus
+from qa_service.core.results import AnswerPassage, Answers, AnswerSpan, Citation
+from qa_service.retrieval.evaluation import load_questions, score
+from qa_service.retrieval.search import ask
+from qa_service.retrieval.semantic import model_id
+from qa_service.retrieval.store import PassageStore
 
 ROOT = Path(__file__).resolve().parent.parent
 K = 5
@@ -394,7 +394,7 @@ def serve_and_time(
         port = probe.getsockname()[1]
     env["QA_BIND"] = f"127.0.0.1:{port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "python:qa_service.gunicorn_conf"],
+        [sys.executable, "-m", "gunicorn", "-c", "python:qa_service.web.gunicorn_conf"],
         cwd=checkout, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qa_service.index import build_index, open_generation
-from qa_service.store import PassageStore
+from qa_service.retrieval.store import PassageStore
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -35,7 +35,7 @@ class QuestionSet:
     name: str
     corpus: Path
     questions: Path
-    match: str  # "cover" or "within" (qa_service.evaluation.MATCH_RULES)
+    match: str  # "cover" or "within" (qa_service.retrieval.evaluation.MATCH_RULES)
     fitted: bool  # whether the ranker's constants were fitted on it
 
 

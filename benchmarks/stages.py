@@ -22,10 +22,10 @@ from pathlib import Path
 
 from load import questions_for
 
-from qa_service import search
-from qa_service.app import create_app
 from qa_service.index import build_index, open_generation
-from qa_service.spelling import respell
+from qa_service.retrieval import search
+from qa_service.retrieval.spelling import respell
+from qa_service.web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = 200

@@ -14,7 +14,7 @@ from urllib.parse import quote, urljoin
 import httpx
 from marshmallow import ValidationError
 
-from .results import (
+from qa_service.core.results import (
     Answers,
     Citation,
     SourceDocument,
@@ -22,7 +22,7 @@ from .results import (
     Verification,
     with_citation_urls,
 )
-from .schemas import (
+from qa_service.web.schemas import (
     AnswersSchema,
     SourceDocumentSchema,
     SourceInfoSchema,

@@ -20,10 +20,10 @@ import support
 from postgres_support import postgres_server
 from support import ROOT, gunicorn_server
 
-from qa_service.app import create_app
 from qa_service.config import ENVIRONMENT, load_config
-from qa_service.corpus import read_corpus
+from qa_service.core.corpus import read_corpus
 from qa_service.index import build_index, configured_engine
+from qa_service.web.app import create_app
 
 SEEDS = ROOT / "seeds"
 QUESTIONS = Path(__file__).parent / "data" / "questions.jsonl"

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from qa_service.index import build_index, open_generation
-from qa_service.store import PassageStore
+from qa_service.retrieval.store import PassageStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +57,7 @@ LOGS: dict[str, Path] = {}
 
 
 # The service as `qa-service serve` starts it.
-PRODUCTION = ("-c", "python:qa_service.gunicorn_conf")
+PRODUCTION = ("-c", "python:qa_service.web.gunicorn_conf")
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from support import index_of
 
-from qa_service.search import ask
+from qa_service.retrieval.search import ask
 
 ARTICLES = {
     "lawsuit.txt": """Acme Corp faces privacy lawsuit over customer emails

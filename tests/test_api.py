@@ -8,7 +8,7 @@ import re
 import pytest
 from openapi_spec_validator import validate as validate_openapi
 
-from qa_service.schemas import AnswersSchema, SourceDocumentSchema, SourceListSchema
+from qa_service.web.schemas import AnswersSchema, SourceDocumentSchema, SourceListSchema
 
 ASK = "/api/v1/ask"
 INVALID = "The request has invalid fields."
@@ -309,7 +309,7 @@ def test_405_says_which_methods_are_allowed(client):
 
 
 def test_an_unexpected_failure_is_a_json_500_without_a_trace(client, app, monkeypatch):
-    from qa_service import search
+    from qa_service.retrieval import search
 
     def explode(*args, **kwargs):
         raise RuntimeError("secret internal detail")
@@ -342,7 +342,7 @@ def test_health_and_readiness(app, client):
 
 
 def test_not_ready_without_an_index(tmp_path):
-    from qa_service.app import create_app
+    from qa_service.web.app import create_app
 
     client = create_app({"INDEX_DIR": str(tmp_path / "none")}).test_client()
     response = client.get("/readyz")
@@ -374,7 +374,7 @@ def test_openapi_documents_every_route(app, client):
 
 
 def test_citation_urls_come_from_the_public_url_whatever_the_host_says(index_dir):
-    from qa_service.app import create_app
+    from qa_service.web.app import create_app
 
     app = create_app(
         {"INDEX_DIR": str(index_dir), "PROXY_HOPS": 1, "PUBLIC_URL": "https://qa.example.org/"}
@@ -390,7 +390,7 @@ def test_citation_urls_come_from_the_public_url_whatever_the_host_says(index_dir
 
 
 def test_a_path_prefix_from_a_trusted_proxy_joins_the_public_url(index_dir):
-    from qa_service.app import create_app
+    from qa_service.web.app import create_app
 
     app = create_app(
         {"INDEX_DIR": str(index_dir), "PROXY_HOPS": 1, "PUBLIC_URL": "https://example.org"}
@@ -407,7 +407,7 @@ def test_forwarded_headers_are_ignored_without_a_proxy(client):
 
 
 def test_only_trusted_hosts_are_answered_when_configured(index_dir):
-    from qa_service.app import create_app
+    from qa_service.web.app import create_app
 
     app = create_app({"INDEX_DIR": str(index_dir), "TRUSTED_HOSTS": "qa.example.org, localhost"})
     client = app.test_client()

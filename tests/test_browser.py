@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 from support import ROOT, gunicorn_server, launch_chromium
 
-from qa_service.citation_formats import reader_date
+from qa_service.core.citation_formats import reader_date
 from qa_service.index import build_index
 
 AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"

@@ -7,9 +7,9 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from qa_service.app import create_app
-from qa_service.cache import AnswerCache
 from qa_service.index import build_index
+from qa_service.web.app import create_app
+from qa_service.web.cache import AnswerCache
 
 # '{"a": "é"}' is 10 characters but 11 bytes of UTF-8; the key 'k' is 3 bytes as repr: 14.
 BODY, BODY_COST = {"a": "é"}, 14

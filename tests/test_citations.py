@@ -14,11 +14,11 @@ import pytest
 from postgres_support import postgres_server
 from support import gunicorn_server
 
-from qa_service.citations import Status, verify
 from qa_service.client import QAClient
 from qa_service.config import ENVIRONMENT
+from qa_service.core.citations import Status, verify
+from qa_service.core.results import SourceDocument, Verification
 from qa_service.index import build_index, configured_engine
-from qa_service.results import SourceDocument, Verification
 
 OLD = "The court met on Monday. The lawsuit seeks damages of $1,000 per person. It ended."
 

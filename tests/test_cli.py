@@ -9,13 +9,14 @@ import pytest
 from click.testing import CliRunner
 from support import free_port
 
-from qa_service.cli import format_answers, main
+from qa_service.cli import main
+from qa_service.cli.main import format_answers
 from qa_service.config import ENVIRONMENT
-from qa_service.evaluation import evaluate, load_questions
+from qa_service.core.results import AnswerPassage, Answers, AnswerSpan, Citation, Conflict
 from qa_service.index import open_generation
-from qa_service.results import AnswerPassage, Answers, AnswerSpan, Citation, Conflict
-from qa_service.schemas import AnswersSchema
-from qa_service.search import ask
+from qa_service.retrieval.evaluation import evaluate, load_questions
+from qa_service.retrieval.search import ask
+from qa_service.web.schemas import AnswersSchema
 
 MISSPELT = "What damgaes are sought?"
 

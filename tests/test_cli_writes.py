@@ -13,7 +13,7 @@ from support import free_port, gunicorn_server
 from qa_service.cli import main
 from qa_service.client import QAClient
 from qa_service.index import build_index
-from qa_service.keys import add_key
+from qa_service.web.keys import add_key
 
 ARTICLE = (
     "River Bridge Reopens\n\nThe old river bridge reopened to cyclists on Monday after a year "

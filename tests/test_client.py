@@ -15,7 +15,7 @@ from qa_service.client import (
     QAServerError,
     QATransportError,
 )
-from qa_service.schemas import AnswersSchema
+from qa_service.web.schemas import AnswersSchema
 
 BASE = "http://qa.test"
 

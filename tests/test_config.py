@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from qa_service.app import create_app
 from qa_service.config import DEFAULTS, ENVIRONMENT, load_config
+from qa_service.web.app import create_app
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from qa_service.corpus import derive_title, read_corpus
+from qa_service.core.corpus import derive_title, read_corpus
 
 
 def test_reads_the_seed_articles_by_file_name(seed_articles, seed_texts):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa_service.corroboration import (
+from qa_service.core.corroboration import (
     COMPARABLE,
     MAX_LINKS,
     conflicting_values,
@@ -12,7 +12,7 @@ from qa_service.corroboration import (
     values_in,
 )
 from qa_service.index import open_generation
-from qa_service.search import ask
+from qa_service.retrieval.search import ask
 
 
 @pytest.fixture(scope="module")

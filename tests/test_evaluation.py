@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from qa_service.evaluation import (
+from qa_service.core.results import AnswerPassage, Answers, AnswerSpan, Citation
+from qa_service.retrieval.evaluation import (
     evaluate,
     load_questions,
     matches_gold,
     score,
     token_f1,
 )
-from qa_service.results import AnswerPassage, Answers, AnswerSpan, Citation
 
 GOLD = {"source": "a.txt", "start": 100, "end": 200, "text": "unused"}
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from support import gunicorn_server
 
-from qa_service.cache import AnswerCache
+from qa_service.web.cache import AnswerCache
 
 SLOW_CONNECTIONS = 200
 QUESTIONS = [

@@ -13,7 +13,7 @@ import pytest
 from support import gunicorn_server
 
 from qa_service.index import build_index
-from qa_service.keys import add_key
+from qa_service.web.keys import add_key
 
 SECRET = "swordfish-7f3a"
 NESTED_ARTICLE = (

@@ -9,9 +9,10 @@ import weakref
 
 import pytest
 
-from qa_service import generations, index
+from qa_service.index import build
+from qa_service.engines import generations
 from qa_service.index import IndexHandle, build_index, open_generation
-from qa_service.store import IndexUnavailable
+from qa_service.retrieval.store import IndexUnavailable
 
 
 @pytest.fixture()
@@ -103,7 +104,7 @@ def test_a_failed_build_leaves_the_current_generation_untouched(seeds_copy, tmp_
     def fail(*args, **kwargs):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(index, "split_passages", fail)
+    monkeypatch.setattr(build, "split_passages", fail)
     with pytest.raises(OSError, match="No space left"):
         build_index(seeds_copy, index_dir)
     assert os.readlink(index_dir / "current") == good.generation

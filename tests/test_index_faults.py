@@ -17,9 +17,9 @@ import httpx
 import pytest
 from support import SERVERS, gunicorn_server
 
-from qa_service.generations import INDEX_FORMAT
+from qa_service.engines.generations import INDEX_FORMAT
 from qa_service.index import FILE_CHECK_SECONDS, build_index
-from qa_service.schemas import ErrorSchema
+from qa_service.web.schemas import ErrorSchema
 
 UNAVAILABLE = "The index is not available; try again later."
 ASKS = 20  # enough requests to reach both workers many times

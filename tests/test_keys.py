@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 from support import gunicorn_server
 
-from qa_service.app import create_app
 from qa_service.cli import main
 from qa_service.client import QAClient, QAClientError
-from qa_service.keys import add_key, digest, load_keys, match
+from qa_service.web.app import create_app
+from qa_service.web.keys import add_key, digest, load_keys, match
 
 
 @pytest.fixture()

@@ -7,11 +7,11 @@ import shutil
 import pytest
 from postgres_support import postgres_server
 
-from qa_service import generations
-from qa_service.evaluation import load_questions
+from qa_service.engines import generations
+from qa_service.engines.layered import LayeredStore
 from qa_service.index import build_index, configured_engine, update_index
-from qa_service.layered import LayeredStore
-from qa_service.search import ask
+from qa_service.retrieval.evaluation import load_questions
+from qa_service.retrieval.search import ask
 
 NEW_ARTICLE = (
     "Zebra Court ruling\n\n"

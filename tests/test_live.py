@@ -14,7 +14,7 @@ from support import LOGS
 from test_quality import FLOORS
 
 from qa_service.client import QAClient, QAClientError, QATransportError
-from qa_service.evaluation import evaluate, load_questions
+from qa_service.retrieval.evaluation import evaluate, load_questions
 
 MAX_MEDIAN_PASSAGE_CHARS = 600
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qa_service.nearest import VectorIndex, build_vector_index
+from qa_service.retrieval.nearest import VectorIndex, build_vector_index
 
 
 def _clustered_unit_vectors(count: int, groups: int, seed: int = 1) -> np.ndarray:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qa_service.passages import (
+from qa_service.core.passages import (
     MAX_BOILERPLATE_CHARS,
     MAX_PASSAGE_CHARS,
     MAX_PASSAGE_SENTENCES,

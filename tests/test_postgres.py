@@ -10,10 +10,10 @@ import pytest
 from postgres_support import postgres_cluster, postgres_server
 from support import LOGS, gunicorn_server
 
-from qa_service import postgres_store
-from qa_service.evaluation import load_questions
+from qa_service.engines.postgres import generation as postgres_store
 from qa_service.index import FILE_CHECK_SECONDS, build_index, configured_engine, open_generation
-from qa_service.search import ask
+from qa_service.retrieval.evaluation import load_questions
+from qa_service.retrieval.search import ask
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from whoosh.query import Or, Term
 
-from qa_service.analysis import passage_tokens, query_terms
+from qa_service.core.passages import Token
 from qa_service.index import open_generation
-from qa_service.passages import Token
-from qa_service.postings import Postings, build_postings
+from qa_service.retrieval.analysis import passage_tokens, query_terms
+from qa_service.retrieval.postings import Postings, build_postings
 
 QUESTIONS = [
     "What damages are sought?",

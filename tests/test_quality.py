@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 from sets import open_indexes, question_sets
 
-from qa_service.corpus import read_corpus
-from qa_service.evaluation import evaluate, load_questions
+from qa_service.core.corpus import read_corpus
+from qa_service.retrieval.evaluation import evaluate, load_questions
 
 # Per set: (metric, floor). Measured figures are in the README (make quality).
 FLOORS = {
@@ -35,7 +35,7 @@ def generations(tmp_path_factory):
 
 @pytest.mark.parametrize("name", sorted(FLOORS))
 def test_answer_quality_holds_on_every_set(generations, name):
-    from qa_service.search import ask
+    from qa_service.retrieval.search import ask
 
     question_set = SETS[name]
     generation = generations[question_set.corpus]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa_service.ranking import AnswerType, answer_entities, expected_answer_type
+from qa_service.retrieval.ranking import AnswerType, answer_entities, expected_answer_type
 
 
 @pytest.mark.parametrize(

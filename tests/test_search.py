@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from qa_service.analysis import ANALYZER, query_terms
 from qa_service.index import open_generation
-from qa_service.search import ask
+from qa_service.retrieval.analysis import ANALYZER, query_terms
+from qa_service.retrieval.search import ask
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_answer_spans_keep_numbers_whole(generation):
 
 
 def test_clauses_split_at_punctuation_but_not_inside_numbers_lists_brackets_or_quotes():
-    from qa_service.ranking import clause_spans
+    from qa_service.retrieval.ranking import clause_spans
 
     text = (
         "Update: It asks $1,000 per user, which is a lot; Amazon, Google, and Meta "

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from qa_service.model.export import export_encoder
-from qa_service.semantic import MODEL_DIR, SentenceEncoder
+from qa_service.retrieval.semantic import MODEL_DIR, SentenceEncoder
 
 TEXTS = [
     "Who is suing LinkedIn?",

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from support import ROOT, SERVERS, gunicorn_server
 
-from qa_service.generations import GENERATIONS_KEPT
+from qa_service.engines.generations import GENERATIONS_KEPT
 from qa_service.index import build_index
 
 NEW_ARTICLE = "Zebra crossings were painted outside the courthouse on Tuesday. Nobody objected.\n"

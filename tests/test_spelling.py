@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import index_of
 
-from qa_service import spelling
-from qa_service.analysis import WORD
-from qa_service.spelling import respell, same_word
+from qa_service.retrieval import spelling
+from qa_service.retrieval.analysis import WORD
+from qa_service.retrieval.spelling import respell, same_word
 
 # Each real English word below sits one or two edits from a word these articles use.
 ARTICLES = {

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from qa_service.citation_formats import (
+from qa_service.core.citation_formats import (
     Reference,
     csl_json,
     date_parts,
@@ -18,8 +18,8 @@ from qa_service.citation_formats import (
     plain_text,
     reader_date,
 )
-from qa_service.results import AnswerPassage, AnswerSpan, Citation, SourceInfo, Span
-from qa_service.web import (
+from qa_service.core.results import AnswerPassage, AnswerSpan, Citation, SourceInfo, Span
+from qa_service.web.pages import (
     CorpusSummary,
     answer_sentence,
     example_questions,
@@ -180,7 +180,7 @@ def test_did_you_mean_links_the_respelt_question(client):
 
 
 def test_a_missing_index_is_a_clear_error_page(tmp_path):
-    from qa_service.app import create_app
+    from qa_service.web.app import create_app
 
     client = create_app({"INDEX_DIR": str(tmp_path / "none")}).test_client()
     response = client.get("/?q=court")
@@ -237,8 +237,8 @@ DESCRIBED = {
 @pytest.fixture(scope="module")
 def described(tmp_path_factory):
     """A client of an index of DESCRIBED, whose sidecars give publishers and dates."""
-    from qa_service.app import create_app
     from qa_service.index import build_index
+    from qa_service.web.app import create_app
 
     folder = tmp_path_factory.mktemp("described")
     (folder / "articles").mkdir()

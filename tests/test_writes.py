@@ -22,8 +22,8 @@ from support import ROOT, SERVERS, gunicorn_server
 from qa_service.client import QAClient, QAClientError
 from qa_service.config import ENVIRONMENT, load_config
 from qa_service.index import IndexHandle, build_index, check_index, configured_engine
-from qa_service.keys import add_key
-from qa_service.writes import JOURNAL, put_source, recover
+from qa_service.index.writes import JOURNAL, put_source, recover
+from qa_service.web.keys import add_key
 
 ARTICLE = (
     "Harbour Tunnel Opens\n\nThe new harbour tunnel opened to traffic on Friday after six years "
@@ -257,7 +257,7 @@ LONG_REPLACEMENT = "Zorblax Reactors\n\n" + "\n\n".join(
 )
 DIE_IN_BUILD = """
 import json, os, signal, sys
-from qa_service import writes
+from qa_service.index import writes
 from qa_service.index import IndexHandle
 
 corpus, index, name, text, publish = json.loads(sys.argv[1])

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..semantic import DIMENSIONS, ENCODER_FILE, MODEL_DIR, TOKENIZER_FILE
+from qa_service.retrieval.semantic import DIMENSIONS, ENCODER_FILE, MODEL_DIR, TOKENIZER_FILE
 
 _HEADS = 12
 _LAYERS = 6

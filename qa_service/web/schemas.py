@@ -16,7 +16,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from .results import (
+from qa_service.core.results import (
     AnswerPassage,
     Answers,
     AnswerSpan,

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .citation_formats import line_range
-from .config import DEFAULTS
-from .evaluation import MATCH_RULES
-from .keys import SCOPES
-from .results import Answers, Citation, SourceInfo
+from qa_service.config import DEFAULTS
+from qa_service.core.citation_formats import line_range
+from qa_service.core.results import Answers, Citation, SourceInfo
+from qa_service.retrieval.evaluation import MATCH_RULES
+from qa_service.web.keys import SCOPES
 
 if TYPE_CHECKING:
-    from .client import QAClient, QAError
+    from qa_service.client import QAClient, QAError
 
 
 def _folder_option(flag: str, name: str, variable: str, default: str, what: str):
@@ -63,7 +63,7 @@ def _index_option(command):
 
     @functools.wraps(command)
     def with_engine(*args, index_dir: Path, backend: str, database_url: str, **kwargs):
-        from .index import configured_engine
+        from qa_service.index import configured_engine
 
         config = {"INDEX_DIR": index_dir, "BACKEND": backend, "DATABASE_URL": database_url}
         return command(*args, engine=configured_engine(config), **kwargs)
@@ -89,8 +89,8 @@ def main() -> None:
 )
 def index(seeds_dir: Path, engine, force: bool) -> None:
     """Build the index of passages (skipped when the articles are unchanged)."""
-    from .index import build_index
-    from .writes import recover
+    from qa_service.index import build_index
+    from qa_service.index.writes import recover
 
     try:
         # A write that a crash cut short is undone first: its files are not the articles'.
@@ -116,7 +116,7 @@ def ask(question: str, url: str | None, k: int, as_json: bool, engine) -> None:
     """Answer QUESTION with cited passages."""
     from marshmallow import ValidationError
 
-    from .schemas import AskRequestSchema
+    from qa_service.web.schemas import AskRequestSchema
 
     try:
         question = AskRequestSchema().load({"question": question, "k": k})["question"]
@@ -124,7 +124,7 @@ def ask(question: str, url: str | None, k: int, as_json: bool, engine) -> None:
         raise click.BadParameter(str(exc.messages["question"][0]), param_hint="QUESTION") from exc
     answers = _ask_remote(url, question, k) if url else _ask_local(engine, question, k)
     if as_json:
-        from .schemas import AnswersSchema
+        from qa_service.web.schemas import AnswersSchema
 
         _echo_json(AnswersSchema(), answers)
     else:
@@ -135,13 +135,13 @@ def ask(question: str, url: str | None, k: int, as_json: bool, engine) -> None:
 @click.argument("gunicorn_args", nargs=-1, type=click.UNPROCESSED)
 def serve(gunicorn_args: tuple[str, ...]) -> None:
     """Run the service under gunicorn (settings: QA_* variables; extra args go to gunicorn)."""
-    argv = [sys.executable, "-m", "gunicorn", "-c", "python:qa_service.gunicorn_conf"]
+    argv = [sys.executable, "-m", "gunicorn", "-c", "python:qa_service.web.gunicorn_conf"]
     os.execv(sys.executable, argv + list(gunicorn_args))
 
 
 # The held-out questions of the clone this package runs from, wherever the command
 # is started (they score the clone's seeds); an installed wheel has none.
-HELD_OUT_QUESTIONS = Path(__file__).resolve().parent.parent / "tests" / "data" / "questions.jsonl"
+HELD_OUT_QUESTIONS = Path(__file__).resolve().parents[2] / "tests" / "data" / "questions.jsonl"
 
 
 @main.command("eval")
@@ -166,8 +166,8 @@ def evaluate_command(
     url: str | None, questions: Path | None, k: int, match: str, seeds_dir: Path, engine
 ):
     """Score answers against questions with gold spans; print the report as JSON."""
-    from .corpus import read_corpus
-    from .evaluation import evaluate
+    from qa_service.core.corpus import read_corpus
+    from qa_service.retrieval.evaluation import evaluate
 
     asked = _questions(questions)
     try:
@@ -181,7 +181,7 @@ def evaluate_command(
         with _remote(url, timeout=30) as client:
             report = evaluate(client.ask, asked, texts, k, match)
     else:
-        from .search import ask as local_ask
+        from qa_service.retrieval.search import ask as local_ask
 
         generation = _open_local(engine)
         report = evaluate(lambda q, n: local_ask(generation, q, k=n), asked, texts, k, match)
@@ -190,7 +190,7 @@ def evaluate_command(
 
 def _questions(path: Path | None) -> list[dict]:
     """The questions of `path`, else of the held-out set; a usage error if neither is there."""
-    from .evaluation import load_questions
+    from qa_service.retrieval.evaluation import load_questions
 
     if path is None:
         if not HELD_OUT_QUESTIONS.is_file():
@@ -233,7 +233,7 @@ _keys_file = click.option(
 @_keys_file
 def add_key_command(name: str, scopes: tuple[str, ...], keys_file: Path) -> None:
     """Make a key NAME; print its secret (shown this once, stored only as a digest)."""
-    from .keys import add_key
+    from qa_service.web.keys import add_key
 
     try:
         secret = add_key(keys_file, name, scopes)
@@ -246,7 +246,7 @@ def add_key_command(name: str, scopes: tuple[str, ...], keys_file: Path) -> None
 @_keys_file
 def list_keys_command(keys_file: Path) -> None:
     """The keys' names and scopes (never their secrets)."""
-    from .keys import load_keys
+    from qa_service.web.keys import load_keys
 
     try:
         found = load_keys(keys_file)
@@ -338,7 +338,7 @@ def sources() -> None:
 @_service_option
 def list_sources_command(as_json: bool, client: QAClient) -> None:
     """Every indexed source: name, passages and title."""
-    from .schemas import SourceListSchema
+    from qa_service.web.schemas import SourceListSchema
 
     found = client.sources()
     if as_json:
@@ -411,8 +411,8 @@ def _cited(citation: Citation) -> str:
 
 
 def _open_local(engine):
-    from .index import open_generation
-    from .store import IndexUnavailable
+    from qa_service.index import open_generation
+    from qa_service.retrieval.store import IndexUnavailable
 
     try:
         return open_generation(engine)
@@ -421,7 +421,7 @@ def _open_local(engine):
 
 
 def _ask_local(engine, question: str, k: int) -> Answers:
-    from .search import ask as local_ask
+    from qa_service.retrieval.search import ask as local_ask
 
     return local_ask(_open_local(engine), question, k=k)
 
@@ -434,7 +434,7 @@ def _ask_remote(url: str, question: str, k: int) -> Answers:
 @contextlib.contextmanager
 def _remote(url: str, **options) -> Iterator[QAClient]:
     """A client of the service at `url`; a QAError it raises ends the command with its message."""
-    from .client import QAClient, QAError
+    from qa_service.client import QAClient, QAError
 
     try:
         with QAClient(url, **options) as client:
@@ -470,7 +470,7 @@ def _read_utf8(path: Path) -> str:
 def _echo_source(done: str, info: SourceInfo, as_json: bool) -> None:
     """One written source: the JSON the service returned, or one line saying what was done."""
     if as_json:
-        from .schemas import SourceInfoSchema
+        from qa_service.web.schemas import SourceInfoSchema
 
         _echo_json(SourceInfoSchema(), info)
     else:

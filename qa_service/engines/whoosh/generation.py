@@ -27,18 +27,18 @@ from whoosh.filedb.filestore import FileStorage
 from whoosh.query import Or, Term
 from whoosh.searching import Searcher
 
-from . import generations
-from .analysis import ANALYZER, WORDS_ANALYZER
-from .corroboration import Link, links_as_rows, links_from_rows
-from .generations import file_stats
-from .layered import LayeredStore, full_build_of
-from .nearest import VectorIndex
-from .passages import Passage, Token
-from .postings import Postings
-from .results import SourceDocument
-from .semantic import SentenceEncoder, write_encoder
-from .spelling import closest_word
-from .store import SHA256, VERSIONS_DAYS, Layer, PassageStore, PreparedIndex
+from qa_service.core.corroboration import Link, links_as_rows, links_from_rows
+from qa_service.core.passages import Passage, Token
+from qa_service.core.results import SourceDocument
+from qa_service.engines import generations
+from qa_service.engines.generations import file_stats
+from qa_service.engines.layered import LayeredStore, full_build_of
+from qa_service.retrieval.analysis import ANALYZER, WORDS_ANALYZER
+from qa_service.retrieval.nearest import VectorIndex
+from qa_service.retrieval.postings import Postings
+from qa_service.retrieval.semantic import SentenceEncoder, write_encoder
+from qa_service.retrieval.spelling import closest_word
+from qa_service.retrieval.store import SHA256, VERSIONS_DAYS, Layer, PassageStore, PreparedIndex
 
 log = logging.getLogger(__name__)
 LINKS = "links.json"

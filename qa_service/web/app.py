@@ -17,14 +17,15 @@ from werkzeug.exceptions import (
 )
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import api, health, observability, openapi, web
+from qa_service.config import load_config
+from qa_service.index import IndexHandle, configured_engine
+from qa_service.retrieval.store import IndexUnavailable
+
+from . import api, health, observability, openapi, pages
 from .cache import AnswerCache
-from .config import load_config
-from .index import IndexHandle, configured_engine
 from .keys import load_keys
 from .schemas import ErrorSchema
 from .serving import INDEX_UNAVAILABLE, log_index_unavailable, require_key
-from .store import IndexUnavailable
 
 log = logging.getLogger(__name__)
 _error_schema = ErrorSchema()
@@ -74,7 +75,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     )
 
     app.register_blueprint(api.blueprint)
-    app.register_blueprint(web.blueprint)
+    app.register_blueprint(pages.blueprint)
     app.register_blueprint(openapi.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_error_handler(HTTPException, _handle_http_error)

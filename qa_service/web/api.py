@@ -20,9 +20,19 @@ from werkzeug.exceptions import (
     UnsupportedMediaType,
 )
 
-from . import citations, search
+from qa_service.core import citations
+from qa_service.core.results import Citation, with_citation_urls
+from qa_service.index.writes import (
+    NAME,
+    NotIndexable,
+    WriterBusy,
+    delete_source,
+    exists,
+    put_source,
+)
+from qa_service.retrieval import search
+
 from .openapi import document, json_content
-from .results import Citation, with_citation_urls
 from .schemas import (
     AnswersSchema,
     AskQuerySchema,
@@ -38,7 +48,6 @@ from .schemas import (
     VerifyRequestSchema,
 )
 from .serving import current_generation, require_key, source_url, source_version
-from .writes import NAME, NotIndexable, WriterBusy, delete_source, exists, put_source
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 

@@ -1,4 +1,4 @@
-"""Building an index from a folder of articles, opening it, and following it in a worker.
+"""Building an index from a folder of articles, as a new generation of an engine.
 
 The build is the same for every engine: read the articles, split them into
 passages, analyse their terms (analysis.py), lay out postings and vectors,
@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gc
 import hashlib
+import importlib.util
 import json
 import logging
 import math
 import os
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,35 +25,41 @@ from pathlib import Path
 
 import numpy as np
 
-from . import layered
-from .analysis import ANALYSIS_VERSION, passage_tokens
-from .config import DEFAULTS
-from .corpus import Article, read_corpus
-from .corroboration import link_passages
-from .generations import INDEX_FORMAT
-from .nearest import build_vector_index
-from .passages import Passage, repeated_lines, split_passages
-from .postings import build_postings
-from .semantic import DIMENSIONS, MODEL_DIR, SentenceEncoder, model_id
-from .store import Engine, IndexUnavailable, Layer, PassageStore, PreparedIndex
-from .whoosh_store import WhooshEngine
+from qa_service.core.corpus import Article, read_corpus
+from qa_service.core.corroboration import link_passages
+from qa_service.core.passages import Passage, repeated_lines, split_passages
+from qa_service.engines import engine_for, layered
+from qa_service.engines.generations import INDEX_FORMAT
+from qa_service.retrieval.analysis import ANALYSIS_VERSION, passage_tokens
+from qa_service.retrieval.nearest import build_vector_index
+from qa_service.retrieval.postings import build_postings
+from qa_service.retrieval.semantic import DIMENSIONS, MODEL_DIR, SentenceEncoder, model_id
+from qa_service.retrieval.store import Engine, IndexUnavailable, Layer, PassageStore, PreparedIndex
 
 log = logging.getLogger(__name__)
 
-# How often a worker checks that the files of the generation it serves are unchanged.
-FILE_CHECK_SECONDS = 1.0
 # A write layers the articles that differ from the last full build over it while they
 # hold at most this share of its passages: beyond, the layer's cost (it is prepared
 # again at each write) nears a full build's, and the base's statistics grow stale.
 LAYER_SHARE = 0.1
-# The modules whose code decides what an index holds: any change to them (a
-# constant of the splitter, of corroboration, of the champion lists) is a new
-# content hash, so a build never reports "unchanged" over an index they would
-# now build differently.
-_CONTENT_MODULES = (
-    "analysis.py", "corpus.py", "corroboration.py", "index.py", "layered.py", "nearest.py",
-    "passages.py", "postings.py", "semantic.py", "whoosh_store.py",
-)  # fmt: skip
+# The modules whose code decides what an index holds, by package path: any change
+# to them (a constant of the splitter, of corroboration, of the champion lists, of
+# an engine's writer) is a new content hash, so a build never reports "unchanged"
+# over an index they would now build differently. tests/test_index.py checks that
+# every engine's writer is listed.
+CONTENT_MODULES = (
+    "qa_service.core.corpus",
+    "qa_service.core.corroboration",
+    "qa_service.core.passages",
+    "qa_service.retrieval.analysis",
+    "qa_service.retrieval.nearest",
+    "qa_service.retrieval.postings",
+    "qa_service.retrieval.semantic",
+    "qa_service.engines.layered",
+    "qa_service.engines.whoosh.generation",
+    "qa_service.engines.postgres.generation",
+    "qa_service.index.build",
+)
 
 
 @dataclass(frozen=True)
@@ -65,26 +70,6 @@ class BuildReport:
     built: bool
     articles: int
     passages: int
-
-
-def configured_engine(config: Mapping) -> Engine:
-    """The engine the settings name: BACKEND "whoosh" (INDEX_DIR) or "postgres" (DATABASE_URL);
-    settings not given take their defaults."""
-    config = {**DEFAULTS, **config}
-    if config["BACKEND"] == "postgres":
-        # psycopg is needed only here: the `postgres` extra of the package.
-        from .postgres_store import PostgresEngine
-
-        shards = [name.strip() for name in config["DATABASE_SHARDS"].split(",") if name.strip()]
-        return PostgresEngine(config["DATABASE_URL"], shards, config["VERSIONS_DAYS"])
-    if config["BACKEND"] != "whoosh":
-        raise ValueError(f"unknown backend {config['BACKEND']!r}: whoosh or postgres")
-    return WhooshEngine(config["INDEX_DIR"], config["VERSIONS_DAYS"])
-
-
-def engine_for(index: Engine | Path | str) -> Engine:
-    """The engine holding an index: as given, or the Whoosh folder at a path."""
-    return WhooshEngine(index) if isinstance(index, (Path, str)) else index
 
 
 def build_index(
@@ -267,82 +252,7 @@ def corpus_hash(articles: list[Article]) -> str:
 @functools.cache
 def _code_digest() -> str:
     digest = hashlib.sha256()
-    for name in _CONTENT_MODULES:
-        digest.update((Path(__file__).parent / name).read_bytes())
+    for name in CONTENT_MODULES:
+        # The source as found, not imported: the PostgreSQL writer needs a driver to import.
+        digest.update(Path(importlib.util.find_spec(name).origin).read_bytes())
     return digest.hexdigest()
-
-
-def open_generation(index: Engine | Path | str) -> PassageStore:
-    """Open the current generation of an index, or raise IndexUnavailable."""
-    return engine_for(index).open()
-
-
-def check_index(index: Engine | Path | str) -> str:
-    """The current generation's name if it can be served, else raise IndexUnavailable (cheap)."""
-    return engine_for(index).check()
-
-
-class IndexHandle:
-    """A per-process view of an index folder that follows the `current` generation.
-
-    Open it after gunicorn forks: Whoosh file handles must not be shared
-    between processes. Each request takes the generation once from `generation()`.
-    """
-
-    def __init__(self, index: Engine | Path | str, *, layer_share: float = LAYER_SHARE):
-        self.engine = engine_for(index)
-        self.layer_share = layer_share
-        self._lock = threading.Lock()
-        self._generation: PassageStore | None = None
-        self._checked_at = 0.0
-        self._damage: str | None = None
-
-    @property
-    def loaded(self) -> PassageStore | None:
-        """The generation this process has open, without opening or checking anything."""
-        return self._generation
-
-    def update(self, seeds_dir: Path | str) -> BuildReport:
-        """Index the articles after a write (`update_index`), over what this process has open."""
-        return update_index(seeds_dir, self.engine, self._generation, layer_share=self.layer_share)
-
-    def generation(self) -> PassageStore:
-        """The current generation, reopened when a build has swapped in a new one.
-
-        Raises IndexUnavailable when there is none, or when the files of the one
-        this process serves have changed since it opened them (checked at most
-        every FILE_CHECK_SECONDS). A worker could go on answering from what it
-        read into memory, but it refuses instead: workers that opened the
-        generation before the damage and after it must agree on readiness, and
-        the operator must see the fault (503 and one log line) and rebuild.
-        """
-        current = self.engine.current_name()
-        loaded = self._generation
-        if loaded is not None and loaded.name == current:
-            now = time.monotonic()
-            if now - self._checked_at >= FILE_CHECK_SECONDS:
-                self._damage, self._checked_at = loaded.damage(), now
-            if self._damage:
-                raise IndexUnavailable(f"{self._damage}: run `qa-service index --force`")
-            return loaded
-        del loaded  # nothing here may keep the generation being replaced alive
-        with self._lock:
-            if self._generation is None or self._generation.name != current:
-                self._generation = self.engine.open(reuse=self._generation)
-                self._damage, self._checked_at = None, time.monotonic()
-                _out_of_the_collector_s_sight()
-            return self._generation
-
-
-def _out_of_the_collector_s_sight() -> None:
-    """Let the cyclic garbage collector skip what a worker holds for as long as it serves.
-
-    A generation is about ten objects per passage (half a million for the
-    Python documentation), and a full collection walks every one: a 0.1 s
-    pause in whichever request sets it off. They are moved to the permanent
-    generation (gc.freeze) once opened; the generation they replace (and any
-    garbage among them) is collected once here, on a swap, instead.
-    """
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()

@@ -25,12 +25,12 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .corpus import Article
-from .corroboration import Link, link_passages
-from .passages import Passage, Token
-from .postings import Surroundings
-from .results import SourceDocument
-from .store import Layer, PassageStore
+from qa_service.core.corpus import Article
+from qa_service.core.corroboration import Link, link_passages
+from qa_service.core.passages import Passage, Token
+from qa_service.core.results import SourceDocument
+from qa_service.retrieval.postings import Surroundings
+from qa_service.retrieval.store import Layer, PassageStore
 
 # A layer's term ids follow every id the base can hold.
 TERM_OFFSET = 1 << 31

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from qa_service.retrieval.store import IndexUnavailable
+
 from . import observability
 from .openapi import document, json_content, media_content
 from .schemas import HealthSchema, ReadySchema
 from .serving import INDEX_UNAVAILABLE, current_generation, log_index_unavailable
-from .store import IndexUnavailable
 
 blueprint = Blueprint("health", __name__)
 _health = HealthSchema()

@@ -1,6 +1,6 @@
 """Production gunicorn settings, each overridable by a QA_* environment variable.
 
-Run with `gunicorn -c python:qa_service.gunicorn_conf` (what `qa-service serve` does).
+Run with `gunicorn -c python:qa_service.web.gunicorn_conf` (what `qa-service serve` does).
 """
 
 import contextlib
@@ -8,11 +8,11 @@ import os
 import shutil
 import tempfile
 
-wsgi_app = "qa_service.app:create_app()"
+wsgi_app = "qa_service.web.app:create_app()"
 bind = os.environ.get("QA_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("QA_WORKERS", "4"))
 # gevent (qa_service/gunicorn_worker.py): a slow client holds a connection, not a worker.
-worker_class = "qa_service.gunicorn_worker.Worker"
+worker_class = "qa_service.web.gunicorn_worker.Worker"
 worker_connections = int(os.environ.get("QA_WORKER_CONNECTIONS", "1000"))
 timeout = int(os.environ.get("QA_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("QA_GRACEFUL_TIMEOUT", "10"))
@@ -65,7 +65,7 @@ def on_starting(server):
     """Undo a write to the articles that a crash cut short, before anything is served."""
     from qa_service.config import load_config
     from qa_service.index import build_index, configured_engine
-    from qa_service.writes import recover
+    from qa_service.index.writes import recover
 
     config = load_config()
     try:
@@ -92,7 +92,7 @@ def when_ready(server):
     starts, answers /healthz and reports 503 on /readyz until one is built."""
     from qa_service.config import load_config
     from qa_service.index import check_index, configured_engine
-    from qa_service.store import IndexUnavailable
+    from qa_service.retrieval.store import IndexUnavailable
 
     try:
         server.log.info(
@@ -105,8 +105,8 @@ def when_ready(server):
 def post_worker_init(worker):
     """Open the index (with its embedding model) and load the English word list in
     each worker after the fork, before its first request."""
-    from qa_service.spelling import is_english
-    from qa_service.store import IndexUnavailable
+    from qa_service.retrieval.spelling import is_english
+    from qa_service.retrieval.store import IndexUnavailable
 
     is_english("warm")
     with contextlib.suppress(IndexUnavailable):

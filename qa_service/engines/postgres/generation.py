@@ -29,17 +29,24 @@ import numpy as np
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from .analysis import WORD
-from .corroboration import links_as_rows, links_from_rows
-from .generations import GENERATIONS_KEPT, generation_name
-from .layered import LayeredStore, full_build_of
-from .nearest import best, probe
-from .passages import Passage, Token
-from .postings import bm25, stored_length
-from .results import SourceDocument
-from .semantic import DIMENSIONS, MODEL_DIR, SentenceEncoder
-from .spelling import closest_word
-from .store import SHA256, VERSIONS_DAYS, IndexUnavailable, Layer, PassageStore, PreparedIndex
+from qa_service.core.corroboration import links_as_rows, links_from_rows
+from qa_service.core.passages import Passage, Token
+from qa_service.core.results import SourceDocument
+from qa_service.engines.generations import GENERATIONS_KEPT, generation_name
+from qa_service.engines.layered import LayeredStore, full_build_of
+from qa_service.retrieval.analysis import WORD
+from qa_service.retrieval.nearest import best, probe
+from qa_service.retrieval.postings import bm25, stored_length
+from qa_service.retrieval.semantic import DIMENSIONS, MODEL_DIR, SentenceEncoder
+from qa_service.retrieval.spelling import closest_word
+from qa_service.retrieval.store import (
+    SHA256,
+    VERSIONS_DAYS,
+    IndexUnavailable,
+    Layer,
+    PassageStore,
+    PreparedIndex,
+)
 
 # Bytes kept per worker between questions, least recently used first out: passage
 # rows, the vectors of probed clusters, and article texts.

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import corroboration, ranking
+from qa_service.core import corroboration
+from qa_service.core.passages import Passage
+from qa_service.core.results import AnswerPassage, Answers, AnswerSpan, Citation, Conflict, Span
+
+from . import ranking
 from .analysis import query_terms
-from .passages import Passage
-from .results import AnswerPassage, Answers, AnswerSpan, Citation, Conflict, Span
 from .spelling import respell
 from .store import PassageStore
 

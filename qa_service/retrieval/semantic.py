@@ -29,7 +29,7 @@ DIMENSIONS = 384
 # What the model was trained with: longer passages are truncated (a passage is
 # at most a few sentences, about 150 word pieces).
 MAX_WORD_PIECES = 256
-MODEL_DIR = Path(__file__).parent / "model"
+MODEL_DIR = Path(__file__).parent.parent / "model"
 ENCODER_FILE = "encoder.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 

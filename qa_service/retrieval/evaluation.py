@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from .results import AnswerPassage, Answers
+from qa_service.core.results import AnswerPassage, Answers
 
 COVER = 0.5
 # What every line of a question file holds (answers: [] for an unanswerable question).

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .store import IndexUnavailable
+from qa_service.retrieval.store import IndexUnavailable
 
 # Bump when what a generation holds changes, so that existing indexes are rebuilt.
 INDEX_FORMAT = 13

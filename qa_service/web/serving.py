@@ -8,9 +8,10 @@ from flask import current_app, g, request, url_for
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Forbidden, Unauthorized
 
+from qa_service.core.results import Citation, SourceDocument
+from qa_service.retrieval.store import IndexUnavailable, PassageStore
+
 from .keys import ApiKey, match
-from .results import Citation, SourceDocument
-from .store import IndexUnavailable, PassageStore
 
 log = logging.getLogger(__name__)
 # What clients learn when the index cannot be served: paths and causes stay in the log.

@@ -19,7 +19,7 @@ from whoosh.analysis import (
     StopFilter,
 )
 
-from .passages import Passage, Token
+from qa_service.core.passages import Passage, Token
 
 # Part of every index's content hash: the same words must give the same terms.
 ANALYSIS_VERSION = f"analysis=1;simplemma={version('simplemma')};whoosh={version('whoosh')}"

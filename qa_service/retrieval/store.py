@@ -20,11 +20,12 @@ from typing import Protocol
 
 import numpy as np
 
-from .corroboration import Link
+from qa_service.core.corroboration import Link
+from qa_service.core.passages import Passage, Token
+from qa_service.core.results import SourceDocument
+
 from .nearest import VectorIndex
-from .passages import Passage, Token
 from .postings import Postings
-from .results import SourceDocument
 
 # How long a version of an article stays retrievable after no build holds it any more.
 VERSIONS_DAYS = 365

@@ -13,11 +13,9 @@ from urllib.parse import urlencode
 from flask import Blueprint, abort, current_app, render_template, request, url_for
 from marshmallow import ValidationError
 
-from . import search
-from .citation_formats import FORMATS, Reference, date_parts, line_range, reader_date
-from .openapi import document, media_content
-from .passages import split_sentences
-from .results import (
+from qa_service.core.citation_formats import FORMATS, Reference, date_parts, line_range, reader_date
+from qa_service.core.passages import split_sentences
+from qa_service.core.results import (
     AnswerPassage,
     Answers,
     Citation,
@@ -26,9 +24,12 @@ from .results import (
     SourceInfo,
     Span,
 )
+from qa_service.retrieval import search
+from qa_service.retrieval.store import IndexUnavailable, PassageStore
+
+from .openapi import document, media_content
 from .schemas import K_DEFAULT, QUESTION_MAX_CHARS, AskQuerySchema
 from .serving import current_generation, log_index_unavailable, source_url, source_version
-from .store import IndexUnavailable, PassageStore
 
 blueprint = Blueprint("web", __name__)
 blueprint.add_app_template_filter(source_url)

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from whoosh.util.numeric import byte_to_length, length_to_byte
 
-from .passages import Token
+from qa_service.core.passages import Token
 
 # Passages kept per term: a question of 8 terms reads at most 8 x 4,000 postings.
 # On questions over the Python documentation (58,249 passages), the best passage

@@ -29,7 +29,8 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from .index import BuildReport, IndexHandle
+from .build import BuildReport
+from .handle import IndexHandle
 
 # Flat names the corpus reader indexes: no folders, no hidden files, a known suffix.
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,126}\.(?:txt|md)")

@@ -1,0 +1,5 @@
+"""The `qa-service` command."""
+
+from .main import main
+
+__all__ = ["main"]

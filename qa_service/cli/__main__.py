@@ -1,0 +1,5 @@
+"""`python -m qa_service.cli`."""
+
+from .main import main
+
+main()

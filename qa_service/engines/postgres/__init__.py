@@ -1,0 +1,1 @@
+"""The PostgreSQL engine: generations as schemas of one database, optionally sharded."""

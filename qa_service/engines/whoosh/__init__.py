@@ -1,0 +1,1 @@
+"""The Whoosh engine: generations as folders of files, read into each worker."""
