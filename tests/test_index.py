@@ -9,9 +9,8 @@ import weakref
 
 import pytest
 
-from qa_service.index import build
 from qa_service.engines import generations
-from qa_service.index import IndexHandle, build_index, open_generation
+from qa_service.index import IndexHandle, build, build_index, open_generation
 from qa_service.retrieval.store import IndexUnavailable
 
 
