@@ -3,7 +3,7 @@
 #   docker build -t qa-service .
 #   docker run --rm -p 8000:8000 qa-service
 #
-# The README's Docker section says how to serve your own articles, keep the
+# The Docker section of docs/deployment.md says how to serve your own articles, keep the
 # index on a volume and run with a read-only root.
 #
 # The base is named by tag, not digest, so that the build works wherever that

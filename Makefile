@@ -11,7 +11,7 @@ BASELINE ?= 1615003
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install lock encoder index serve test test-fast lint format quality fit bench browser postgres screenshots clean eval-data
+.PHONY: install lock encoder index serve test test-fast lint format quality fit bench browser postgres screenshots clean eval-data docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,15 @@ format: $(VENV)/.installed-test
 	$(BIN)/ruff format qa_service tests benchmarks
 	$(BIN)/ruff check --fix qa_service tests benchmarks
 
+# The documentation site (mkdocs.yml, docs/), built into site/ (not committed): --strict
+# fails on a broken link or a page missing from the nav.
+$(VENV)/.installed-docs: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/.installed-docs
+	$(BIN)/mkdocs build --strict --site-dir site
+
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
@@ -101,7 +110,7 @@ postgres:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive \
 			apt-get install -y -qq --no-install-recommends postgresql)
 
-test: $(VENV)/.installed-test lint browser postgres eval-data
+test: $(VENV)/.installed-test lint docs browser postgres eval-data
 	QA_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest
 
 # The fast layer while working: no Chromium, no gunicorn (markers set by tests/conftest.py).
@@ -127,5 +136,5 @@ bench: $(VENV)/.installed-test postgres
 	$(BIN)/python benchmarks/load.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis tests/node_modules .eval
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis tests/node_modules .eval site
 	find $(INDEX) -mindepth 1 -not -name .gitignore -delete

@@ -112,9 +112,9 @@ TESTS = Path(__file__).resolve().parent
 
 def pytest_addoption(parser):
     parser.addoption(
-        "--update-readme",
+        "--update-docs",
         action="store_true",
-        help="tests/test_readme.py: write the service's answers into README.md's examples",
+        help="tests/test_docs.py: write the service's answers into the docs' examples",
     )
 
 

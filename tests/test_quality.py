@@ -14,7 +14,7 @@ from sets import open_indexes, question_sets
 from qa_service.core.corpus import read_corpus
 from qa_service.retrieval.evaluation import evaluate, load_questions
 
-# Per set: (metric, floor). Measured figures are in the README (make quality).
+# Per set: (metric, floor). Measured figures are in docs/evaluation.md (make quality).
 FLOORS = {
     "questions": {"hit@1": 0.78, "hit@3": 0.85, "answer_f1@1": 0.65},
     "dev2": {"hit@1": 0.56, "hit@3": 0.72, "answer_f1@1": 0.32, "abstain_acc": 0.1},
