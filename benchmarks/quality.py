@@ -86,9 +86,9 @@ def as_answers(generation: PassageStore, question: str, scores: np.ndarray, k: i
     """A stock retriever's k best passages as the service's result type (answer = passage)."""
     # A passage that scores nothing was not retrieved.
     best = [int(d) for d in np.argsort(-scores, kind="stable")[:k] if scores[d] > 0]
-    passages = []
+    found, passages = generation.passages(best), []
     for rank, docnum in enumerate(best, start=1):
-        passage = generation.passages[docnum]
+        passage = found[docnum]
         passages.append(
             AnswerPassage(
                 id=passage.id,
@@ -121,7 +121,7 @@ def rank_bm25_scorer(generation: PassageStore) -> Scorer:
     """rank-bm25's Okapi BM25 over lower-cased words, no stemming."""
     from rank_bm25 import BM25Okapi
 
-    bm25 = BM25Okapi([words(p.text) for p in generation.passages])
+    bm25 = BM25Okapi([words(p.text) for p in _all_passages(generation)])
     return lambda question: bm25.get_scores(words(question))
 
 
@@ -138,19 +138,29 @@ def bm25s_scorer(generation: PassageStore) -> Scorer:
         )
 
     retriever = bm25s.BM25()
-    retriever.index(tokens([p.text for p in generation.passages]), show_progress=False)
+    retriever.index(tokens([p.text for p in _all_passages(generation)]), show_progress=False)
 
     def scores(question: str) -> np.ndarray:
         known = retriever.get_tokens_ids(tokens([question])[0])
-        return retriever.get_scores(known) if known else np.zeros(generation.passage_count)
+        return retriever.get_scores(known) if known else np.zeros(generation.info.passage_count)
 
     return scores
 
 
 def dense_scorer(generation: PassageStore) -> Scorer:
     """The cosine of the question's embedding with each passage's, and nothing else."""
-    everything = np.arange(generation.passage_count)
-    return lambda question: generation.similarity(everything, generation.encode_question(question))
+    everything = range(generation.info.passage_count)
+
+    def scores(question: str) -> np.ndarray:
+        found = generation.features(everything, generation.info.encoder.encode([question])[0])
+        return np.array([found[position].similarity for position in everything])
+
+    return scores
+
+
+def _all_passages(generation: PassageStore) -> list:
+    """Every passage of a generation, by position."""
+    return list(generation.passages(range(generation.info.passage_count)).values())
 
 
 def stock_ranker(generation: PassageStore, scores: Scorer) -> Ranker:
@@ -200,7 +210,7 @@ def measure_sets(
                 question_set,
                 questions,
                 texts,
-                generation.passage_count,
+                generation.info.passage_count,
                 runs,
                 generation,
             )  # fmt: skip
@@ -352,7 +362,7 @@ def encoding_lines(result: SetResult, repeat: int) -> list[str]:
     for _ in range(repeat):
         for question in result.questions:
             started = time.perf_counter()
-            result.store.encode_question(question["question"])
+            result.store.info.encoder.encode([question["question"]])
             latencies.append((time.perf_counter() - started) * 1000)
     return [
         "## What the embedding costs",

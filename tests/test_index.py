@@ -59,13 +59,13 @@ def test_changed_seeds_swap_in_a_new_generation(seeds_copy, tmp_path):
     index_dir = tmp_path / "ix"
     handle = IndexHandle(index_dir)
     first = build_index(seeds_copy, index_dir)
-    assert handle.generation().name == first.generation
+    assert handle.generation().info.name == first.generation
     (seeds_copy / "005_new.txt").write_text("A brand new article about zebras. It is short.\n")
     second = build_index(seeds_copy, index_dir)
     assert second.built and second.generation != first.generation
     assert os.readlink(index_dir / "current") == second.generation
     reopened = handle.generation()
-    assert reopened.name == second.generation
+    assert reopened.info.name == second.generation
     assert "005_new.txt" in reopened.sources
 
 
@@ -113,7 +113,7 @@ def test_a_failed_build_leaves_the_current_generation_untouched(seeds_copy, tmp_
         ".build.lock",
         good.generation,
     ]
-    assert open_generation(index_dir).passage_count == good.passages
+    assert open_generation(index_dir).info.passage_count == good.passages
 
 
 def test_an_empty_corpus_is_refused(tmp_path):

@@ -68,13 +68,13 @@ def test_a_write_is_a_layer_that_answers_as_a_full_build(engine, corpus, tmp_pat
     report = update_index(corpus, engine, full_build, layer_share=1.0)
     store = engine.open(reuse=full_build)
 
-    assert isinstance(store, LayeredStore) and store.name == report.generation
+    assert isinstance(store, LayeredStore) and store.info.name == report.generation
     assert store.base is full_build  # the worker's base, not read again
     rebuilt = configured_engine({"INDEX_DIR": tmp_path / "rebuilt"})
     build_index(corpus, rebuilt)
     whole = rebuilt.open()
     assert sorted(store.sources) == sorted(whole.sources)
-    assert report.passages == whole.passage_count
+    assert report.passages == whole.info.passage_count
     assert deleted not in store.sources
     assert store.sources[corrected].text.startswith(CORRECTION)
 
@@ -97,15 +97,16 @@ def test_a_write_is_a_layer_that_answers_as_a_full_build(engine, corpus, tmp_pat
 def test_links_reach_from_the_layer_into_the_base(engine, corpus):
     build_index(corpus, engine)
     base = engine.open()
-    quoted = base.passages[5]
+    quoted = base.passages([5])[5]
     (corpus / "quoting.txt").write_text(
         f"Another report\n\nAs reported elsewhere: {quoted.text}\n", encoding="utf-8"
     )
     update_index(corpus, engine, base, layer_share=1.0)
     store = engine.open(reuse=base)
-    position = store.passage_count - 1
-    assert store.passages[position].source == "quoting.txt"
-    assert 5 in {link.other for link in store.links[position]}
+    position = store.info.passage_count - 1
+    assert store.passages([position])[position].source == "quoting.txt"
+    read = store.features([position], store.info.encoder.encode(["quoting"])[0])[position]
+    assert 5 in {link.other for link in read.links}
 
 
 def test_a_write_beyond_the_layer_share_builds_everything(engine, corpus):
@@ -128,16 +129,16 @@ def test_successive_layers_lie_over_one_kept_base_until_a_full_build(corpus, tmp
         )
         update_index(corpus, engine, store, layer_share=1.0)
         store = engine.open(reuse=store)
-        assert isinstance(store, LayeredStore) and store.base.name == base_name
+        assert isinstance(store, LayeredStore) and store.base.info.name == base_name
         # Each layer holds every article that differs from the base, not just the last.
         assert {f"new-{n}.txt" for n in range(number + 1)} <= set(store.layer.sources)
     kept = {path.name for path in index_dir.glob("gen-*")}
     assert base_name in kept and len(kept) == generations.GENERATIONS_KEPT + 1
-    assert engine.open().base.name == base_name  # opened afresh, without a previous one
+    assert engine.open().base.info.name == base_name  # opened afresh, without a previous one
 
     compacted = build_index(corpus, engine, force=True)
     assert not isinstance(engine.open(), LayeredStore)
-    assert compacted.passages == store.passage_count - sum(
+    assert compacted.passages == store.info.passage_count - sum(
         end - start for start, end in store.hidden.values()
     )
 
@@ -149,7 +150,7 @@ def test_a_layer_only_of_deletions_hides_the_article(engine, corpus):
     (corpus / gone).unlink()
     update_index(corpus, engine, base, layer_share=1.0)
     store = engine.open(reuse=base)
-    assert isinstance(store, LayeredStore) and store.layer.passage_count == 0
+    assert isinstance(store, LayeredStore) and store.layer.info.passage_count == 0
     assert gone not in store.sources and len(store.sources) == len(base.sources) - 1
     for question in ("What damages are sought?", "Who filed the lawsuit?"):
         assert gone not in {c.source for c in _cited(store, ask(store, question))}
@@ -165,5 +166,5 @@ def test_a_write_undone_lays_an_empty_layer_not_a_full_build(engine, corpus):
     update_index(corpus, engine, added, layer_share=0.5)
     undone = engine.open(reuse=added)
     assert isinstance(undone, LayeredStore) and undone.base is base
-    assert undone.layer.passage_count == 0 and not undone.hidden
+    assert undone.layer.info.passage_count == 0 and not undone.hidden
     assert sorted(undone.sources) == sorted(base.sources)

@@ -10,7 +10,8 @@ import pytest
 from postgres_support import postgres_cluster, postgres_server
 from support import LOGS, gunicorn_server
 
-from qa_service.engines.postgres import generation as postgres_store
+from qa_service.engines.postgres import engine as postgres_engine
+from qa_service.engines.postgres import generation as postgres_generation
 from qa_service.index import FILE_CHECK_SECONDS, build_index, configured_engine, open_generation
 from qa_service.retrieval.evaluation import load_questions
 from qa_service.retrieval.search import ask
@@ -45,7 +46,7 @@ def test_one_server_answers_as_whoosh_does(seeds_dir, index_dir, questions_path)
     with postgres_server() as server:
         engine = configured_engine({"BACKEND": "postgres", "DATABASE_URL": server.url})
         report = build_index(seeds_dir, engine)
-        assert report.built and report.passages == open_generation(index_dir).passage_count
+        assert report.built and report.passages == open_generation(index_dir).info.passage_count
         assert not build_index(seeds_dir, engine).built
         assert _first_citations(open_generation(engine), questions) == _first_citations(
             open_generation(index_dir), questions
@@ -91,7 +92,7 @@ def _generations(cluster) -> tuple[str, list[str], set[str]]:
 
 
 def test_a_rebuild_swaps_generations_and_drops_the_oldest(seeds_dir, cluster, sharded, monkeypatch):
-    monkeypatch.setattr(postgres_store, "REPLACED_KEPT_SECONDS", 0)
+    monkeypatch.setattr(postgres_engine, "REPLACED_KEPT_SECONDS", 0)
     names = [build_index(seeds_dir, sharded, force=True).generation for _ in range(3)]
     current, kept, schemas = _generations(cluster)
     assert current == names[-1]
@@ -107,8 +108,8 @@ def test_a_generation_replaced_a_moment_ago_stays_for_workers_yet_to_ask(
     current, kept, schemas = _generations(cluster)
     assert current == names[-1] and set(names) <= set(kept)
     assert {name.lower().replace("-", "_") for name in names} <= schemas
-    old = postgres_store.PostgresGeneration(names[0], psycopg.connect(cluster.coordinator.url))
-    assert old.passages[0].text
+    old = postgres_generation.PostgresGeneration(names[0], psycopg.connect(cluster.coordinator.url))
+    assert old.passages([0])[0].text
 
 
 def test_caches_stay_within_their_bytes(sharded, index_dir, questions_path, monkeypatch):
@@ -116,7 +117,7 @@ def test_caches_stay_within_their_bytes(sharded, index_dir, questions_path, monk
     budgets = {"CACHED_PASSAGE_BYTES": 40_000, "CACHED_VECTOR_BYTES": 200_000,
                "CACHED_SOURCE_BYTES": 40_000}  # fmt: skip
     for name, budget in budgets.items():
-        monkeypatch.setattr(postgres_store, name, budget)
+        monkeypatch.setattr(postgres_generation, name, budget)
     generation, whoosh = open_generation(sharded), open_generation(index_dir)
     for question in load_questions(questions_path):
         answers = ask(generation, question["question"])

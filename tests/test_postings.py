@@ -24,8 +24,10 @@ def generation(index_dir):
 
 
 def test_stored_terms_are_the_analysis_of_each_passage(generation):
-    for docnum, passage in enumerate(generation.passages):
-        assert generation.tokens(docnum) == passage_tokens(passage)
+    count = generation.info.passage_count
+    tokens = generation.tokens(range(count))
+    for docnum, passage in generation.passages(range(count)).items():
+        assert tokens[docnum] == passage_tokens(passage)
 
 
 @pytest.mark.parametrize("question", QUESTIONS)

@@ -9,7 +9,7 @@ from support import index_of
 
 from qa_service.retrieval import spelling
 from qa_service.retrieval.analysis import WORD
-from qa_service.retrieval.spelling import respell, same_word
+from qa_service.retrieval.spelling import correction, respell, same_word
 
 # Each real English word below sits one or two edits from a word these articles use.
 ARTICLES = {
@@ -31,13 +31,13 @@ def generation(tmp_path_factory):
 def lookups(generation, monkeypatch):
     """The words the corrector is asked about, recorded while still answering."""
     asked = []
-    correction = generation.correction
+    words_like = generation.words_like
 
     def recording(word):
         asked.append(word)
-        return correction(word)
+        return words_like(word)
 
-    monkeypatch.setattr(generation, "correction", recording)
+    monkeypatch.setattr(generation, "words_like", recording)
     return asked
 
 
@@ -54,14 +54,14 @@ def lookups(generation, monkeypatch):
 )
 def test_real_english_words_the_articles_lack_are_not_respelt(generation, question, word, lure):
     # The premise: the corrector alone would have "fixed" the word into the lure.
-    assert generation.correction(word) == lure
+    assert correction(generation, word) == lure
     assert respell(generation, question) is None
 
 
 def test_another_form_of_a_word_the_articles_use_is_not_respelt(generation):
     assert respell(generation, "How did the company respond?") is None
     # Not in any English list, so only the stem comparison stops it.
-    assert generation.correction("zorblaxes") == "zorblax"
+    assert correction(generation, "zorblaxes") == "zorblax"
     assert respell(generation, "Are Zorblaxes sold?") is None
 
 

@@ -85,7 +85,7 @@ def _as(writable, key: str) -> dict:
 
 
 # Every worker of a Whoosh index sees a write at its next request; of PostgreSQL within
-# postgres_store.CHECK_SECONDS (the current generation's name is asked once a second).
+# engines/postgres/engine.CHECK_SECONDS (the current generation's name is asked once a second).
 VISIBLE_WITHIN = 3.0
 
 

@@ -19,19 +19,19 @@ def configured_engine(config: Mapping) -> Engine:
     config = {**DEFAULTS, **config}
     if config["BACKEND"] == "postgres":
         # psycopg is needed only here: the `postgres` extra of the package.
-        from .postgres.generation import PostgresEngine
+        from .postgres.engine import PostgresEngine
 
         shards = [name.strip() for name in config["DATABASE_SHARDS"].split(",") if name.strip()]
         return PostgresEngine(config["DATABASE_URL"], shards, config["VERSIONS_DAYS"])
     if config["BACKEND"] != "whoosh":
         raise ValueError(f"unknown backend {config['BACKEND']!r}: whoosh or postgres")
-    from .whoosh.generation import WhooshEngine
+    from .whoosh.engine import WhooshEngine
 
     return WhooshEngine(config["INDEX_DIR"], config["VERSIONS_DAYS"])
 
 
 def engine_for(index: Engine | Path | str) -> Engine:
     """The engine holding an index: as given, or the Whoosh folder at a path."""
-    from .whoosh.generation import WhooshEngine
+    from .whoosh.engine import WhooshEngine
 
     return WhooshEngine(index) if isinstance(index, (Path, str)) else index

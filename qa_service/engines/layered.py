@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -30,7 +31,15 @@ from qa_service.core.corroboration import Link, link_passages
 from qa_service.core.passages import Passage, Token
 from qa_service.core.results import SourceDocument
 from qa_service.retrieval.postings import Surroundings
-from qa_service.retrieval.store import Layer, PassageStore
+from qa_service.retrieval.store import (
+    CandidateFeatures,
+    Candidates,
+    GenerationInfo,
+    Layer,
+    PassageStore,
+    Query,
+    Terms,
+)
 
 # A layer's term ids follow every id the base can hold.
 TERM_OFFSET = 1 << 31
@@ -80,14 +89,15 @@ def _differs(article: Article, indexed: SourceDocument | None) -> bool:
 
 def surroundings(base: PassageStore) -> Surroundings:
     """The base's figures, for scoring a layer's passages as part of the whole corpus."""
-    count = base.passage_count
+    count = base.info.passage_count
 
     def document_frequency(terms: Sequence[str]) -> np.ndarray:
         # idf = ln(N / (df + 1)) + 1, inverted; a term the base lacks has max_idf: df 0.
-        idf = np.array([base.term_idf(term) for term in terms], dtype=np.float64)
+        known = base.terms(terms).idf
+        idf = np.array([known[term] for term in terms], dtype=np.float64)
         return np.maximum(np.rint(count / np.exp(idf - 1) - 1), 0).astype(np.int64)
 
-    return Surroundings(count, base.mean_length, document_frequency)
+    return Surroundings(count, base.info.mean_length, document_frequency)
 
 
 def layer_links(
@@ -99,19 +109,20 @@ def layer_links(
 ) -> list[list[Link]]:
     """The links of a layer's passages, to each other and to the base's visible passages,
     by positions in the layered store (the layer's follow the base's)."""
-    hidden_mask = _hidden_mask(base.passage_count, hidden)
+    count = base.info.passage_count
+    hidden_mask = _hidden_mask(count, hidden)
     candidates: dict[int, None] = {}
     for passage_tokens in tokens:
         terms = list(dict.fromkeys(token.term for token in passage_tokens))
-        for position in base.best_passages(terms, LINK_CANDIDATES):
+        for position in base.candidates(Query(terms, None), LINK_CANDIDATES).by_words:
             if not hidden_mask[position]:
                 candidates[position] = None
-    found = base.passages_at(list(candidates))
+    found, found_tokens = base.passages(list(candidates)), base.tokens(list(candidates))
     others = [found[position] for position in candidates]
     links = link_passages(
-        [*passages, *others], [*tokens, *(base.tokens(p) for p in candidates)], idf
+        [*passages, *others], [*tokens, *(found_tokens[p] for p in candidates)], idf
     )
-    layered = [base.passage_count + i for i in range(len(passages))] + list(candidates)
+    layered = [count + i for i in range(len(passages))] + list(candidates)
     return [
         [
             Link(layered[link.other], link.similarity, link.near_copy, link.conflicts)
@@ -132,84 +143,38 @@ class LayeredStore:
     """A layer over its base, read as one generation (a `store.PassageStore`)."""
 
     def __init__(self, name: str, base: PassageStore, layer: PassageStore, hidden: Layer):
-        self.name = name
         self.base, self.layer = base, layer
         self.hidden = dict(hidden.hidden)
-        self._base_count = base.passage_count
+        self._base_count = base.info.passage_count
         self._hidden = _hidden_mask(self._base_count, self.hidden)
         self._hidden_count = hidden_passages(self.hidden)
-        self._idf_shift = idf_shift(self._base_count, layer.passage_count)
+        self._idf_shift = idf_shift(self._base_count, layer.info.passage_count)
+        self.info = GenerationInfo(
+            name=name,
+            # Positions of base and layer (hidden ones included: they are never returned).
+            passage_count=self._base_count + layer.info.passage_count,
+            mean_length=layer.info.mean_length,  # the layer's were counted over both
+            boilerplate=layer.info.boilerplate,  # a layer's holds its base's (index.prepare_layer)
+            encoder=base.info.encoder,  # the layer's is the same
+        )
         self.sources = _Sources(self)
-        self.passages = _Joined(base.passages, layer.passages)
-        self.links = _Joined(_VisibleLinks(base.links, self._hidden), layer.links)
-        self.boilerplate = layer.boilerplate  # a layer's holds its base's (index.prepare_layer)
-        self.mean_length = layer.mean_length  # the layer's were counted over both
-
-    @property
-    def passage_count(self) -> int:
-        """Positions of base and layer (hidden ones included: they are never returned)."""
-        return self._base_count + self.layer.passage_count
-
-    @property
-    def max_idf(self) -> float:
-        """The idf of a term no passage holds."""
-        return math.log(self.passage_count) + 1
 
     def _split(self, positions: Sequence[int]) -> tuple[list[int], list[int]]:
         base = [p for p in positions if p < self._base_count]
         return base, [p - self._base_count for p in positions if p >= self._base_count]
 
-    def passages_at(self, positions: Sequence[int]) -> dict[int, Passage]:
-        """The passages at these positions, read together from each part."""
-        base, layer = self._split(positions)
-        found = dict(self.base.passages_at(base))
-        found.update(
-            (p + self._base_count, passage) for p, passage in self.layer.passages_at(layer).items()
-        )
-        return found
-
-    def position_of(self, passage_id: str) -> int | None:
-        """The position of the visible passage with this stable id, or None."""
-        if (position := self.layer.position_of(passage_id)) is not None:
-            return position + self._base_count
-        position = self.base.position_of(passage_id)
-        return None if position is None or self._hidden[position] else position
-
-    def term_idf(self, term: str) -> float:
-        """The idf of an analysed term over base and layer."""
-        if self.layer.term_ids([term]):
-            return self.layer.term_idf(term)
-        return self.base.term_idf(term) + self._idf_shift
-
-    def term_ids(self, terms: Sequence[str]) -> dict[int, str]:
-        """The ids of the terms either part holds (the layer's after TERM_OFFSET)."""
-        found = self.base.term_ids(terms)
-        found.update((i + TERM_OFFSET, term) for i, term in self.layer.term_ids(terms).items())
-        return found
-
-    def token_columns(self, position: int) -> tuple[list[int], list[int], list[int]]:
-        """A passage's analysed terms as term ids, with their words' source offsets."""
-        if position < self._base_count:
-            return self.base.token_columns(position)
-        terms, starts, ends = self.layer.token_columns(position - self._base_count)
-        return [term + TERM_OFFSET for term in terms], starts, ends
-
-    def token_idf(self, term_ids: Sequence[int]) -> list[float]:
-        """The idf of each term id: the layer's, or the base's over the whole corpus."""
-        base = [i for i in term_ids if i < TERM_OFFSET]
-        layer = [i - TERM_OFFSET for i in term_ids if i >= TERM_OFFSET]
-        idf = dict(zip(base, (v + self._idf_shift for v in self.base.token_idf(base)), strict=True))
-        idf.update(zip((i + TERM_OFFSET for i in layer), self.layer.token_idf(layer), strict=True))
-        return [idf[i] for i in term_ids]
-
-    def tokens(self, position: int) -> tuple[Token, ...]:
-        """A passage's analysed terms with the source offsets of their words."""
-        if position < self._base_count:
-            return self.base.tokens(position)
-        return self.layer.tokens(position - self._base_count)
-
-    def _visible(self, scores: Mapping[int, float]) -> dict[int, float]:
-        return {p: score for p, score in scores.items() if not self._hidden[p]}
+    def terms(self, terms: Sequence[str]) -> Terms:
+        """The idf of analysed terms over base and layer, and the ids either part holds them
+        under (the layer's after TERM_OFFSET)."""
+        base, layer = self.base.terms(terms), self.layer.terms(terms)
+        in_layer = set(layer.ids.values())
+        idf = {
+            term: layer.idf[term] if term in in_layer else base.idf[term] + self._idf_shift
+            for term in terms
+        }
+        ids = dict(base.ids)
+        ids.update((i + TERM_OFFSET, term) for i, term in layer.ids.items())
+        return Terms(idf, ids)
 
     def _parts(self, sources: Sequence[str] | None) -> tuple[list[str] | None, list[str] | None]:
         """`sources` as each part knows them (None: all), or [] when a part holds none."""
@@ -219,103 +184,80 @@ class LayeredStore:
             s for s in sources if s in self.layer.sources
         ]
 
-    def best_passages(
-        self, terms: Sequence[str], limit: int, sources: Sequence[str] | None = None
-    ) -> dict[int, float]:
-        """Up to `limit` visible passages by BM25 over `terms`, from both parts together."""
-        in_base, in_layer = self._parts(sources)
-        scores = {}
+    def candidates(self, query: Query, limit: int) -> Candidates:
+        """Up to `limit` visible passages by BM25 and by meaning, from both parts together."""
+        in_base, in_layer = self._parts(query.sources)
+        scores, nearest = {}, []
         if in_base is None or in_base:
             # Asked for as many more as are hidden, so that `limit` visible ones remain.
-            found = self.base.best_passages(terms, limit + self._hidden_count, in_base)
-            scores.update(self._visible(found))
+            found = self.base.candidates(
+                Query(query.terms, query.vector, in_base), limit + self._hidden_count
+            )
+            scores.update((p, score) for p, score in found.by_words.items() if not self._hidden[p])
+            nearest = [p for p in found.by_meaning if not self._hidden[p]][:limit]
         # The whole layer (it is small), then its sources: the layer's own search within
         # sources would score by the layer's figures alone.
-        for p, score in self.layer.best_passages(terms, self.layer.passage_count).items():
-            if in_layer is None or self.layer.passages[p].source in in_layer:
+        count = self.layer.info.passage_count
+        by_words = self.layer.candidates(Query(query.terms, None), count).by_words
+        passages = self.layer.passages(list(by_words))
+        for p, score in by_words.items():
+            if in_layer is None or passages[p].source in in_layer:
                 scores[p + self._base_count] = score
-        best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
-        return dict(best)
-
-    def encode_question(self, question: str) -> np.ndarray:
-        """A question's unit-length embedding (the base's encoder: the layer's is the same)."""
-        return self.base.encode_question(question)
-
-    def nearest(
-        self, vector: np.ndarray, limit: int, sources: Sequence[str] | None = None
-    ) -> list[int]:
-        """The positions of up to `limit` visible passages nearest in meaning, best first."""
-        in_base, in_layer = self._parts(sources)
-        positions = []
-        if in_base is None or in_base:
-            found = self.base.nearest(vector, limit + self._hidden_count, in_base)
-            positions = [p for p in found if not self._hidden[p]][:limit]
+        best = dict(sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit])
+        if query.vector is None:
+            return Candidates(best, [])
         if in_layer is None or in_layer:
-            found = self.layer.nearest(vector, limit, in_layer)
-            positions += [p + self._base_count for p in found]
-        similarity = self.similarity(positions, vector)
-        order = sorted(range(len(positions)), key=lambda i: (-similarity[i], positions[i]))
-        return [positions[i] for i in order[:limit]]
+            found = self.layer.candidates(Query((), query.vector, in_layer), limit).by_meaning
+            nearest += [p + self._base_count for p in found]
+        reads = self.features(nearest, query.vector)
+        nearest.sort(key=lambda p: (-reads[p].similarity, p))
+        return Candidates(best, nearest[:limit])
 
-    def similarity(self, positions: Sequence[int], vector: np.ndarray) -> np.ndarray:
-        """The cosine of `vector` with each passage's embedding."""
-        base, layer = self._split(positions)
+    def features(
+        self, positions: Sequence[int], vector: np.ndarray, *, idf: bool = False
+    ) -> dict[int, CandidateFeatures]:
+        """What the second stage reads about these passages, from each part: the base's
+        terms weighed over the whole corpus, its links to hidden passages left out."""
+        in_base, in_layer = self._split(positions)
         found = {}
-        if base:  # (an engine is not asked for nothing: an empty array has no integer type)
-            found.update(zip(base, self.base.similarity(base, vector).tolist(), strict=True))
-        if layer:
-            similar = self.layer.similarity(layer, vector).tolist()
-            found.update(zip((p + self._base_count for p in layer), similar, strict=True))
-        return np.array([found[p] for p in positions], dtype=np.float32)
+        for p, read in self.base.features(in_base, vector, idf=idf).items():
+            shifted = None if read.idf is None else [v + self._idf_shift for v in read.idf]
+            visible = [link for link in read.links if not self._hidden[link.other]]
+            found[p] = replace(read, idf=shifted, links=visible)
+        for p, read in self.layer.features(in_layer, vector, idf=idf).items():
+            terms = [term + TERM_OFFSET for term in read.terms]
+            found[p + self._base_count] = replace(read, terms=terms)
+        return found
 
-    def sentence_similarity(self, position: int, vector: np.ndarray) -> list[float]:
-        """The cosine of `vector` with each of a passage's sentences, in order."""
-        if position < self._base_count:
-            return self.base.sentence_similarity(position, vector)
-        return self.layer.sentence_similarity(position - self._base_count, vector)
+    def passages(self, positions: Sequence[int]) -> dict[int, Passage]:
+        """The passages at these positions, read together from each part."""
+        base, layer = self._split(positions)
+        found = dict(self.base.passages(base))
+        found.update(
+            (p + self._base_count, passage) for p, passage in self.layer.passages(layer).items()
+        )
+        return found
 
-    def uses_word(self, word: str) -> bool:
-        """Whether the articles use a lower-cased word as written (the hidden ones' words
-        count until the next full build)."""
-        return self.layer.uses_word(word) or self.base.uses_word(word)
+    def tokens(self, positions: Sequence[int]) -> dict[int, tuple[Token, ...]]:
+        """These passages' analysed terms with the source offsets of their words."""
+        base, layer = self._split(positions)
+        found = dict(self.base.tokens(base))
+        found.update((p + self._base_count, t) for p, t in self.layer.tokens(layer).items())
+        return found
 
-    def correction(self, word: str) -> str | None:
-        """The closest word to one the articles lack: the base's (the layer's own words are
-        offered after the next full build)."""
-        return None if self.layer.uses_word(word) else self.base.correction(word)
+    def known_words(self, words: Sequence[str]) -> set[str]:
+        """Which words either part uses (the hidden articles' count until the next full
+        build)."""
+        return self.layer.known_words(words) | self.base.known_words(words)
+
+    def words_like(self, word: str) -> tuple[Sequence[str], Sequence[float]]:
+        """The base's words close to a misspelt one (the layer's own words are offered after
+        the next full build)."""
+        return self.base.words_like(word)
 
     def damage(self) -> str | None:
         """What makes base or layer unfit to serve, or None."""
         return self.base.damage() or self.layer.damage()
-
-
-class _Joined(Sequence):
-    """Two sequences by position, the second's after the first's."""
-
-    def __init__(self, first: Sequence, second: Sequence):
-        self._first, self._second = first, second
-
-    def __len__(self) -> int:
-        return len(self._first) + len(self._second)
-
-    def __getitem__(self, position):
-        if not 0 <= position < len(self):
-            raise IndexError(position)
-        count = len(self._first)
-        return self._first[position] if position < count else self._second[position - count]
-
-
-class _VisibleLinks(Sequence):
-    """The base's links, less those to hidden passages."""
-
-    def __init__(self, links: Sequence[Sequence[Link]], hidden: np.ndarray):
-        self._links, self._hidden = links, hidden
-
-    def __len__(self) -> int:
-        return len(self._links)
-
-    def __getitem__(self, position):
-        return [link for link in self._links[position] if not self._hidden[link.other]]
 
 
 class _Sources(Mapping):

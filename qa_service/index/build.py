@@ -56,8 +56,9 @@ CONTENT_MODULES = (
     "qa_service.retrieval.postings",
     "qa_service.retrieval.semantic",
     "qa_service.engines.layered",
-    "qa_service.engines.whoosh.generation",
-    "qa_service.engines.postgres.generation",
+    "qa_service.engines.whoosh.write",
+    "qa_service.engines.postgres.schema",
+    "qa_service.engines.postgres.write",
     "qa_service.index.build",
 )
 
@@ -124,14 +125,14 @@ def update_index(
     with engine.build_lock():
         if unchanged := engine.unchanged(content_hash):
             return BuildReport(unchanged[0], False, len(articles), unchanged[1])
-        if current is None or current.name != engine.current_name():
+        if current is None or current.info.name != engine.current_name():
             with contextlib.suppress(IndexUnavailable):
                 current = engine.open(reuse=current)
         base = layered.full_build_of(current)
         prepared = None
         if base is not None:
             changed, hidden = layered.changed_articles(articles, base)
-            room = layer_share * base.passage_count
+            room = layer_share * base.info.passage_count
             # (An empty layer is the base again: a write undone by the next one.)
             if layered.hidden_passages(hidden) <= room:
                 prepared = prepare_layer(changed, base, hidden, max_passages=room)
@@ -139,8 +140,8 @@ def update_index(
             prepared = prepare(articles)
             name = engine.publish(prepared, content_hash)
             return BuildReport(name, True, len(articles), len(prepared.passages))
-        name = engine.publish(prepared, content_hash, Layer(base.name, hidden))
-    visible = base.passage_count - layered.hidden_passages(hidden)
+        name = engine.publish(prepared, content_hash, Layer(base.info.name, hidden))
+    visible = base.info.passage_count - layered.hidden_passages(hidden)
     return BuildReport(name, True, len(articles), visible + len(prepared.passages))
 
 
@@ -176,16 +177,19 @@ def prepare_layer(
     when the articles make more than `max_passages` passages."""
     # The base's furniture, and what these articles share; a line one of them shares
     # with one base article only is kept until the next full build.
-    boilerplate = base.boilerplate | repeated_lines(article.text for article in articles)
+    boilerplate = base.info.boilerplate | repeated_lines(article.text for article in articles)
     sources, passages = _split(articles, boilerplate, empty_ok=True)
     if len(passages) > max_passages:
         return None
     tokens = [passage_tokens(passage) for passage in passages]
     postings = build_postings(tokens, surroundings=layered.surroundings(base))
-    shift = layered.idf_shift(base.passage_count, len(passages))
+    shift = layered.idf_shift(base.info.passage_count, len(passages))
+    in_base = base.terms(postings.vocabulary).idf  # read together; the linked passages' later
 
     def idf(term: str) -> float:
-        return postings.idf_of(term, base.term_idf(term) + shift)
+        if term not in in_base:
+            in_base.update(base.terms([term]).idf)
+        return postings.idf_of(term, in_base[term] + shift)
 
     links = layered.layer_links(passages, tokens, idf, base, hidden)
     vectors, sentence_vectors = _embeddings(passages)

@@ -62,7 +62,7 @@ class IndexHandle:
         """
         current = self.engine.current_name()
         loaded = self._generation
-        if loaded is not None and loaded.name == current:
+        if loaded is not None and loaded.info.name == current:
             now = time.monotonic()
             if now - self._checked_at >= FILE_CHECK_SECONDS:
                 self._damage, self._checked_at = loaded.damage(), now
@@ -71,7 +71,7 @@ class IndexHandle:
             return loaded
         del loaded  # nothing here may keep the generation being replaced alive
         with self._lock:
-            if self._generation is None or self._generation.name != current:
+            if self._generation is None or self._generation.info.name != current:
                 self._generation = self.engine.open(reuse=self._generation)
                 self._damage, self._checked_at = None, time.monotonic()
                 _out_of_the_collector_s_sight()

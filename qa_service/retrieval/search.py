@@ -10,13 +10,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from qa_service.core import corroboration
-from qa_service.core.passages import Passage
+from qa_service.core.passages import Passage, Token
 from qa_service.core.results import AnswerPassage, Answers, AnswerSpan, Citation, Conflict, Span
 
 from . import ranking
 from .analysis import query_terms
 from .spelling import respell
-from .store import PassageStore
+from .store import CandidateFeatures, PassageStore, Query
 
 # How many passages each first stage (BM25, nearest by meaning) hands to the second.
 CANDIDATES = 50
@@ -28,6 +28,8 @@ class Question:
 
     terms: list[str]
     weights: dict[str, float]
+    # The ids the generation holds the question's terms under, to find them in passages.
+    asked: dict[int, str]
     answer_type: ranking.AnswerType
     vector: np.ndarray
 
@@ -35,12 +37,13 @@ class Question:
 def analyse(generation: PassageStore, question: str) -> Question:
     """Everything ranking needs from the question itself."""
     terms = query_terms(question)
-    weights = {term: generation.term_idf(term) for term in terms}
+    known = generation.terms(terms)
     return Question(
         terms=terms,
-        weights=weights,
+        weights={term: known.idf[term] for term in terms},
+        asked=known.ids,
         answer_type=ranking.expected_answer_type(question),
-        vector=generation.encode_question(question),
+        vector=generation.info.encoder.encode([question])[0],
     )
 
 
@@ -49,13 +52,16 @@ class Candidate:
     """A passage under consideration, with the signals its scoring found."""
 
     position: int
-    passage: Passage
+    read: CandidateFeatures
     # Things of the kind asked for: (start, end, rarity in the corpus).
     entities: list[tuple[int, int, float]]
-    # The cosine of the question with each of the passage's sentences.
-    sentence_similarity: list[float]
     features: ranking.Features
     score: float = 0.0
+
+    @property
+    def passage(self) -> Passage:
+        """The candidate passage."""
+        return self.read.passage
 
 
 def candidates(
@@ -68,21 +74,17 @@ def candidates(
     """
     if not question.terms:
         return []
-    bm25 = generation.best_passages(question.terms, CANDIDATES, sources)
-    nearest = generation.nearest(question.vector, CANDIDATES, sources)
-    positions = list(bm25) + [position for position in nearest if position not in bm25]
-    similarity = _similarities(generation, positions, question.vector)
+    found = generation.candidates(Query(question.terms, question.vector, sources), CANDIDATES)
+    bm25 = found.by_words
+    positions = list(bm25) + [position for position in found.by_meaning if position not in bm25]
+    # The idf of a passage's words weighs the things of the kind asked for it holds.
+    typed = question.answer_type is not ranking.AnswerType.ANY
+    reads = generation.features(positions, question.vector, idf=typed)
     best_bm25 = max(bm25.values(), default=0.0) or 1.0
-    asked = generation.term_ids(question.terms)
+    max_idf = generation.info.max_idf
     found = [
         _candidate(
-            generation,
-            position,
-            question,
-            asked,
-            bm25.get(position, 0.0) / best_bm25,
-            similarity[position],
-            _neighbour_similarity(generation, similarity, position),
+            position, reads[position], question, bm25.get(position, 0.0) / best_bm25, max_idf
         )
         for position in positions
     ]
@@ -91,34 +93,13 @@ def candidates(
     return [c for c in found if not c.passage.heading or c.entities]
 
 
-def _similarities(generation, positions: list[int], vector: np.ndarray) -> dict[int, float]:
-    """The cosine of the question with each candidate and the passages beside it."""
-    wanted = {other for position in positions for other in (position - 1, position, position + 1)}
-    wanted = sorted(p for p in wanted if 0 <= p < generation.passage_count)
-    if not wanted:
-        return {}
-    similarity = generation.similarity(wanted, vector)
-    return dict(zip(wanted, similarity.tolist(), strict=True))
-
-
-def _neighbour_similarity(generation, similarity: dict[int, float], position: int) -> float:
-    """The cosine of the passage before or after in the same source, whichever is nearer."""
-    source = generation.passages[position].source
-    around = [
-        similarity[other]
-        for other in (position - 1, position + 1)
-        if 0 <= other < len(generation.passages) and generation.passages[other].source == source
-    ]
-    return max(around, default=0.0)
-
-
-def _candidate(generation, position, question, asked, bm25, similarity, neighbour) -> Candidate:
-    """The features of one candidate passage (`asked`: the question's terms by term id)."""
-    passage = generation.passages[position]
-    terms, starts, ends = generation.token_columns(position)
-    hits = [i for i, term in enumerate(terms) if term in asked]
-    question_spans = [(starts[i], ends[i]) for i in hits]
-    matched = {asked[terms[i]] for i in hits}
+def _candidate(position, read: CandidateFeatures, question, bm25, max_idf) -> Candidate:
+    """The features of one candidate passage."""
+    passage = read.passage
+    asked = question.asked
+    hits = [i for i, term in enumerate(read.terms) if term in asked]
+    question_spans = [(read.starts[i], read.ends[i]) for i in hits]
+    matched = {asked[read.terms[i]] for i in hits}
     covered = ranking.coverage(matched, question.weights)
     missing = [weight for term, weight in question.weights.items() if term not in matched]
     entities = ranking.answer_entities(
@@ -126,23 +107,22 @@ def _candidate(generation, position, question, asked, bm25, similarity, neighbou
     )
     rarities = []
     if entities:
-        words = list(zip(starts, ends, generation.token_idf(terms), strict=True))
-        rarities = ranking.entity_rarity(entities, words, generation.max_idf)
-    sentence_similarity = generation.sentence_similarity(position, question.vector)
+        words = list(zip(read.starts, read.ends, read.idf, strict=True))
+        rarities = ranking.entity_rarity(entities, words, max_idf)
     features = ranking.Features(
         bm25=bm25,
         coverage=covered,
         answer_type=max(rarities, default=0.0),
-        similarity=similarity,
-        neighbour_similarity=neighbour,
-        missing_rarest=max(missing, default=0.0) / generation.max_idf,
+        similarity=read.similarity,
+        neighbour_similarity=max(read.beside, default=0.0),
+        missing_rarest=max(missing, default=0.0) / max_idf,
         heading=float(passage.heading),
         log_length=math.log(len(passage.text)),
     )
     entities = [
         (start, end, rarity) for (start, end), rarity in zip(entities, rarities, strict=True)
     ]
-    return Candidate(position, passage, entities, sentence_similarity, features)
+    return Candidate(position, read, entities, features)
 
 
 def ask(
@@ -159,24 +139,24 @@ def ask(
     found = candidates(generation, analysed, sources)
     for candidate in found:
         candidate.score = ranking.relevance(candidate.features)
-    ranked = _fold_copies(generation, sorted(found, key=lambda c: (-c.score, c.position)), k)
+    ranked = _fold_copies(sorted(found, key=lambda c: (-c.score, c.position)), k)
     answerable = ranking.answerable(
         analysed.answer_type,
         [c.features for c in found],
         [c.score for c in found],
     )
     # The passages the results cite besides their own (corroborations, conflicts), read at once.
-    linked = generation.passages_at(
-        [link.other for candidate in ranked for link in generation.links[candidate.position]]
+    linked = generation.passages(
+        [link.other for candidate in ranked for link in candidate.read.links]
     )
     passages = [
-        _answer_passage(generation, candidate, rank, analysed.weights, linked)
+        _answer_passage(generation, candidate, rank, analysed, linked)
         for rank, candidate in enumerate(ranked, start=1)
     ]
     return Answers(question, answerable, _elapsed_ms(started), passages, did_you_mean)
 
 
-def _fold_copies(generation, ranked: list[Candidate], k: int) -> list[Candidate]:
+def _fold_copies(ranked: list[Candidate], k: int) -> list[Candidate]:
     """The best k candidates, leaving out copies of a better one (they are cited with it)."""
     kept: list[Candidate] = []
     copied: set[int] = set()
@@ -186,24 +166,30 @@ def _fold_copies(generation, ranked: list[Candidate], k: int) -> list[Candidate]
         kept.append(candidate)
         if len(kept) == k:
             break
-        copied.update(link.other for link in generation.links[candidate.position] if link.near_copy)
+        copied.update(link.other for link in candidate.read.links if link.near_copy)
     return kept
 
 
-def _answer_passage(generation, candidate: Candidate, rank, weights, linked) -> AnswerPassage:
+def _answer_passage(
+    generation, candidate: Candidate, rank, question: Question, linked
+) -> AnswerPassage:
     """The cited result for one ranked candidate, with its answer span and highlights."""
-    passage = candidate.passage
+    read, passage = candidate.read, candidate.passage
     source = generation.sources[passage.source]
-    links = generation.links[candidate.position]
-    tokens = generation.tokens(candidate.position)
-    matched = [t for t in tokens if t.term in weights]
+    links = read.links
+    # The question's words in the passage (no other word weighs in choosing the span).
+    matched = [
+        Token(question.asked[term], start, end)
+        for term, start, end in zip(read.terms, read.starts, read.ends, strict=True)
+        if term in question.asked
+    ]
     start, end = ranking.best_span(
         source.text,
         passage.sentences,
-        tokens,
-        weights,
+        matched,
+        question.weights,
         candidate.entities,
-        candidate.sentence_similarity,
+        read.sentence_similarity,
     )
     return AnswerPassage(
         id=passage.id,

@@ -56,12 +56,15 @@ def closest_word(word: str, words: Sequence[str], frequencies: Sequence[float]) 
 def respell(generation: PassageStore, question: str) -> str | None:
     """The question with its misspelt words replaced by the closest the articles use, or None."""
     words = dict.fromkeys(match.group().lower() for match in WORD.finditer(question))
-    unknown = [word for word in words if _unknown(generation, word)]
+    possible = [word for word in words if MIN_LETTERS <= len(word) <= MAX_LETTERS]
+    used = generation.known_words(possible) if possible else set()
+    # Could be misspelt: neither the articles nor English use it.
+    unknown = [word for word in possible if word not in used and not is_english(word)]
     if len(unknown) > MAX_UNKNOWN_WORDS:
         return None
     corrections = {}
     for word in unknown:
-        suggestion = generation.correction(word)
+        suggestion = closest_word(word, *generation.words_like(word))
         if suggestion and not same_word(word, suggestion):
             corrections[word] = suggestion
     if not corrections:
@@ -75,13 +78,12 @@ def respell(generation: PassageStore, question: str) -> str | None:
     return WORD.sub(replace, question)
 
 
-def _unknown(generation: PassageStore, word: str) -> bool:
-    """Whether a lower-cased word could be misspelt: neither the articles nor English use it."""
-    return (
-        MIN_LETTERS <= len(word) <= MAX_LETTERS
-        and not generation.uses_word(word)
-        and not is_english(word)
-    )
+def correction(generation: PassageStore, word: str) -> str | None:
+    """The articles' closest word to a lower-cased word, or None when they use it or
+    nothing close to it."""
+    if generation.known_words([word]):
+        return None
+    return closest_word(word, *generation.words_like(word))
 
 
 def is_english(word: str) -> bool:

@@ -1,19 +1,24 @@
 """What ranking and answering read from an index, whatever engine holds it.
 
 A `PassageStore` is one generation of an index, opened: every read a question
-makes goes through it, so a new engine is one module that implements it (and
-writes what `index.build_index` hands it). `whoosh_store.WhooshGeneration` is
-the first implementation.
+makes goes through it, in a few batched calls (the question's terms, its
+candidates, their features, the passages they cite), so an engine with a
+network between it and its data makes few round trips. What is computed from
+those reads (coverage, answer entities, scores, spans) is computed once, above
+the engines (search.py). A new engine is a package under `engines/` that
+implements this protocol and an `Engine` (and writes what `index.build` hands
+it); tests/engines/ holds the conformance suite every engine runs.
 
 Inside one generation a passage is known by its position (0 to
 passage_count - 1, the order the build wrote them in); across generations by
-`Passage.id` (its source and character span), which `position_of` maps back.
+`Passage.id` (its source and character span). Articles are known by name.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -26,6 +31,7 @@ from qa_service.core.results import SourceDocument
 
 from .nearest import VectorIndex
 from .postings import Postings
+from .semantic import SentenceEncoder
 
 # How long a version of an article stays retrievable after no build holds it any more.
 VERSIONS_DAYS = 365
@@ -58,78 +64,117 @@ class Layer:
     hidden: Mapping[str, tuple[int, int]]
 
 
-class PassageStore(Protocol):
-    """One opened generation of an index: passages, their terms and vectors, their sources."""
+@dataclass(frozen=True)
+class GenerationInfo:
+    """What identifies an opened generation, and the figures scoring needs from it."""
 
     name: str  # the generation's id, stable for its lifetime
-    sources: Mapping[str, SourceDocument]  # the article texts citations quote, by name
-    passages: Sequence[Passage]  # by position
-    links: Sequence[Sequence[Link]]  # by position: passages of other sources stating the same
-
-    @property
-    def passage_count(self) -> int:
-        """How many passages the generation holds."""
+    passage_count: int  # positions 0 to passage_count - 1
+    mean_length: float  # the mean number of analysed terms of a passage (BM25's)
+    boilerplate: frozenset[str]  # the lines the build took for the sites' furniture
+    encoder: SentenceEncoder  # the model the passages' vectors came from, for questions
 
     @property
     def max_idf(self) -> float:
-        """The idf of a term no passage holds: the most a term can weigh."""
+        """The idf of a term no passage holds: the most a term can weigh (Whoosh's formula)."""
+        return math.log(max(self.passage_count, 1)) + 1  # (an empty layer holds no term)
 
-    @property
-    def mean_length(self) -> float:
-        """The mean number of analysed terms of a passage (BM25's average length)."""
 
-    @property
-    def boilerplate(self) -> frozenset[str]:
-        """The lines the build took for the sites' furniture and left out."""
+@dataclass(frozen=True)
+class Query:
+    """What the first stages search by: analysed terms, a meaning, the sources allowed."""
 
-    def passages_at(self, positions: Sequence[int]) -> dict[int, Passage]:
+    terms: Sequence[str]
+    vector: np.ndarray | None  # the question's embedding; None: by words alone
+    sources: Sequence[str] | None = None  # None: every source
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The passages the first stages found, by position."""
+
+    by_words: dict[int, float]  # BM25 score, best first
+    by_meaning: list[int]  # nearest in meaning first
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What a generation knows of some analysed terms."""
+
+    idf: dict[str, float]  # every term asked for; max_idf for a term no passage holds
+    ids: dict[int, str]  # the ids passages hold them under (see CandidateFeatures.terms)
+
+
+@dataclass(frozen=True)
+class CandidateFeatures:
+    """What a generation holds about one passage, for one question's vector."""
+
+    passage: Passage
+    # The passage's analysed terms in order, as term ids, with their words' source offsets.
+    terms: Sequence[int]
+    starts: Sequence[int]
+    ends: Sequence[int]
+    idf: Sequence[float] | None  # of each of `terms`, when asked for
+    similarity: float  # the cosine of the question's vector with the passage's
+    beside: tuple[float, ...]  # the same for the passages before and after it in its source
+    sentence_similarity: list[float]  # the same for each of its sentences, in order
+    links: Sequence[Link]  # passages of other sources stating the same facts
+
+
+class PassageStore(Protocol):
+    """One opened generation of an index: passages, their terms and vectors, their sources."""
+
+    info: GenerationInfo
+    sources: Mapping[str, SourceDocument]  # the article texts citations quote, by name
+
+    def terms(self, terms: Sequence[str]) -> Terms:
+        """The idf and ids of analysed terms."""
+
+    def candidates(self, query: Query, limit: int) -> Candidates:
+        """Up to `limit` passages by BM25 over the query's terms, and up to `limit` nearest
+        its vector, within its sources."""
+
+    def features(
+        self, positions: Sequence[int], vector: np.ndarray, *, idf: bool = False
+    ) -> dict[int, CandidateFeatures]:
+        """What the second stage reads about these passages, in one call (with the idf of
+        their terms if `idf`)."""
+
+    def passages(self, positions: Sequence[int]) -> dict[int, Passage]:
         """The passages at these positions, read together."""
 
-    def position_of(self, passage_id: str) -> int | None:
-        """The position of the passage with this stable id, or None."""
+    def tokens(self, positions: Sequence[int]) -> dict[int, tuple[Token, ...]]:
+        """These passages' analysed terms with the source offsets of their words."""
 
-    def term_idf(self, term: str) -> float:
-        """The idf of an analysed term (max_idf when no passage holds it)."""
+    def known_words(self, words: Sequence[str]) -> set[str]:
+        """Which of these lower-cased words the articles use as written."""
 
-    def term_ids(self, terms: Sequence[str]) -> dict[int, str]:
-        """The ids of the terms the store holds, to compare with `token_columns`."""
-
-    def token_columns(self, position: int) -> tuple[list[int], list[int], list[int]]:
-        """A passage's analysed terms as term ids, with their words' source offsets."""
-
-    def token_idf(self, term_ids: Sequence[int]) -> list[float]:
-        """The idf of each term id."""
-
-    def tokens(self, position: int) -> tuple[Token, ...]:
-        """A passage's analysed terms with the source offsets of their words."""
-
-    def best_passages(
-        self, terms: Sequence[str], limit: int, sources: Sequence[str] | None = None
-    ) -> dict[int, float]:
-        """Up to `limit` passages by BM25 over `terms`, position to score; within `sources`."""
-
-    def encode_question(self, question: str) -> np.ndarray:
-        """A question's unit-length embedding, by the encoder the passages' vectors came from."""
-
-    def nearest(
-        self, vector: np.ndarray, limit: int, sources: Sequence[str] | None = None
-    ) -> list[int]:
-        """The positions of up to `limit` passages nearest in meaning, best first."""
-
-    def similarity(self, positions: Sequence[int], vector: np.ndarray) -> np.ndarray:
-        """The cosine of `vector` with each passage's embedding."""
-
-    def sentence_similarity(self, position: int, vector: np.ndarray) -> list[float]:
-        """The cosine of `vector` with each of a passage's sentences, in order."""
-
-    def uses_word(self, word: str) -> bool:
-        """Whether the articles use a lower-cased word as written."""
-
-    def correction(self, word: str) -> str | None:
-        """The articles' closest word to one they do not use, or None."""
+    def words_like(self, word: str) -> tuple[Sequence[str], Sequence[float]]:
+        """The words the articles use that could be a misspelt word's correction (at least
+        those with its first letter and a length within two of its), with their frequencies."""
 
     def damage(self) -> str | None:
         """What makes this generation unfit to serve since it was opened, or None."""
+
+
+def with_neighbours(positions: Sequence[int], count: int) -> list[int]:
+    """These positions and the ones beside them (within 0 to count - 1), in order: what
+    `CandidateFeatures.beside` compares."""
+    wanted = {other for position in positions for other in (position - 1, position, position + 1)}
+    return sorted(position for position in wanted if 0 <= position < count)
+
+
+def similarity_beside(
+    position: int, passage_at: Callable[[int], Passage], similarity: Mapping[int, float]
+) -> tuple[float, ...]:
+    """The similarities of the passages before and after `position` in its own source
+    (`similarity` holds those of `with_neighbours`)."""
+    source = passage_at(position).source
+    return tuple(
+        similarity[other]
+        for other in (position - 1, position + 1)
+        if other in similarity and passage_at(other).source == source
+    )
 
 
 class Engine(Protocol):

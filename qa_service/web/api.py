@@ -96,7 +96,7 @@ def ask():
     # Everything that decides the body (citation URLs come from configuration, not
     # from the request, so one body serves every client).
     key = (
-        generation.name,
+        generation.info.name,
         params["question"],
         params["k"],
         sources and tuple(sources),

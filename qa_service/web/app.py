@@ -117,7 +117,7 @@ def _add_headers(response):
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     if "index_generation" in g:
-        response.headers["X-Index-Generation"] = g.index_generation.name
+        response.headers["X-Index-Generation"] = g.index_generation.info.name
     return response
 
 

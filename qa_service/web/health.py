@@ -46,7 +46,11 @@ def readyz():
         log_index_unavailable(exc)
         return _ready.dump({"status": "unavailable", "reason": INDEX_UNAVAILABLE}), 503
     return _ready.dump(
-        {"status": "ready", "generation": generation.name, "passages": generation.passage_count}
+        {
+            "status": "ready",
+            "generation": generation.info.name,
+            "passages": generation.info.passage_count,
+        }
     )
 
 

@@ -114,10 +114,10 @@ def _record_generation() -> None:
     """Publish the generation this worker serves when it changes."""
     generation = current_app.extensions["qa_index"].loaded
     previous = current_app.extensions.get("qa_metrics_generation")
-    if generation is None or generation.name == previous:
+    if generation is None or generation.info.name == previous:
         return
     if previous:
         GENERATION.labels(previous).set(0)
-    GENERATION.labels(generation.name).set(1)
-    PASSAGES.set(generation.passage_count)
-    current_app.extensions["qa_metrics_generation"] = generation.name
+    GENERATION.labels(generation.info.name).set(1)
+    PASSAGES.set(generation.info.passage_count)
+    current_app.extensions["qa_metrics_generation"] = generation.info.name

@@ -175,8 +175,8 @@ def _corpus_summary() -> CorpusSummary | None:
     # Reading every source is dear on PostgreSQL (their texts come along): once per worker
     # and generation, which never changes under its name.
     cached = current_app.extensions.get("qa_corpus_summary")
-    if cached is None or cached[0] != generation.name:
-        cached = (generation.name, summarize_corpus(generation.sources.values()))
+    if cached is None or cached[0] != generation.info.name:
+        cached = (generation.info.name, summarize_corpus(generation.sources.values()))
         current_app.extensions["qa_corpus_summary"] = cached
     return cached[1]
 

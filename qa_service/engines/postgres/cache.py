@@ -1,0 +1,34 @@
+"""The PostgreSQL engine's caches: what a worker keeps between questions, bounded in bytes."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+
+class BoundedCache(OrderedDict):
+    """A least-recently-used mapping holding at most `budget` bytes, as `weigh` counts them."""
+
+    def __init__(self, budget: int, weigh: Callable[[Any], int]):
+        super().__init__()
+        self.budget, self.weigh, self.held = budget, weigh, 0
+
+    def remember(self, key, value):
+        """Keep `value` (unless it alone is over the budget), dropping the oldest; return it."""
+        size = self.weigh(value)
+        if key in self:
+            self.held -= self.weigh(self.pop(key))
+        if size <= self.budget:
+            self[key] = value
+            self.held += size
+            while self.held > self.budget:
+                self.held -= self.weigh(self.popitem(last=False)[1])
+        return value
+
+    def recall(self, key):
+        """The value kept for `key` (now the most recent), or None."""
+        if key not in self:
+            return None
+        self.move_to_end(key)
+        return self[key]

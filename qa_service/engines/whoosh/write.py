@@ -1,0 +1,62 @@
+"""Writing a prepared index into a Whoosh generation's folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from whoosh import index as whoosh_index
+from whoosh.fields import ID, STORED, TEXT, Schema
+
+from qa_service.core.corroboration import links_as_rows
+from qa_service.retrieval.analysis import ANALYZER, WORDS_ANALYZER
+from qa_service.retrieval.semantic import write_encoder
+from qa_service.retrieval.store import PreparedIndex
+
+LINKS = "links.json"
+SENTENCE_VECTORS = "sentence-vectors.npy"
+BOILERPLATE = "boilerplate.json"
+
+SCHEMA = Schema(
+    id=ID(stored=True, unique=True),
+    source=ID(stored=True),
+    text=TEXT(analyzer=ANALYZER, stored=True),
+    words=TEXT(analyzer=WORDS_ANALYZER),
+    # Offsets and sentence spans, read back into memory when a generation opens.
+    location=STORED,
+)
+
+
+def write(folder: Path, prepared: PreparedIndex, *, encoder: bool = True) -> None:
+    """Write a prepared index into `folder`: the Whoosh index, then what the build computed
+    (and the encoder the vectors came from, unless told not to)."""
+    ix = whoosh_index.create_in(str(folder), SCHEMA)
+    # In position order: one writer, one segment, so Whoosh's document numbers are positions.
+    # The writer commits on success and cancels if anything raises.
+    with ix.writer() as writer:
+        for passage in prepared.passages:
+            writer.add_document(
+                id=passage.id,
+                source=passage.source,
+                text=passage.text,
+                words=passage.text,
+                location={
+                    "start": passage.start,
+                    "end": passage.end,
+                    "byte_start": passage.byte_start,
+                    "byte_end": passage.byte_end,
+                    "line_start": passage.line_start,
+                    "line_end": passage.line_end,
+                    "sentences": passage.sentences,
+                    "heading": passage.heading,
+                },
+            )
+    prepared.postings.save(folder)
+    rows = [links_as_rows(passage_links) for passage_links in prepared.links]
+    (folder / LINKS).write_text(json.dumps(rows), encoding="utf-8")
+    prepared.vectors.save(folder)
+    np.save(folder / SENTENCE_VECTORS, prepared.sentence_vectors)
+    (folder / BOILERPLATE).write_text(json.dumps(sorted(prepared.boilerplate)), encoding="utf-8")
+    if encoder:
+        write_encoder(folder)
