@@ -71,6 +71,7 @@ serve: index
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check qa_service tests benchmarks
 	$(BIN)/ruff format --check qa_service tests benchmarks
+	$(BIN)/lint-imports --no-logo
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format qa_service tests benchmarks
@@ -136,5 +137,5 @@ bench: $(VENV)/.installed-test postgres
 	$(BIN)/python benchmarks/load.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis tests/node_modules .eval site
+	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache .hypothesis tests/node_modules .eval site
 	find $(INDEX) -mindepth 1 -not -name .gitignore -delete

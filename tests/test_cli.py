@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from support import free_port
 
 from qa_service.cli import main
-from qa_service.cli.main import format_answers
+from qa_service.cli.common import format_answers
 from qa_service.config import ENVIRONMENT
 from qa_service.core.results import AnswerPassage, Answers, AnswerSpan, Citation, Conflict
 from qa_service.index import open_generation

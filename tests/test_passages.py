@@ -8,17 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qa_service.core.layout import LineKind, is_prose_line, line_kind
 from qa_service.core.passages import (
     MAX_BOILERPLATE_CHARS,
     MAX_PASSAGE_CHARS,
     MAX_PASSAGE_SENTENCES,
-    LineKind,
-    is_prose_line,
-    line_kind,
     repeated_lines,
     split_passages,
-    split_sentences,
 )
+from qa_service.core.sentences import split_sentences
 
 BOILERPLATE = [
     "Share",

@@ -50,7 +50,9 @@ LAYER_SHARE = 0.1
 CONTENT_MODULES = (
     "qa_service.core.corpus",
     "qa_service.core.corroboration",
+    "qa_service.core.layout",
     "qa_service.core.passages",
+    "qa_service.core.sentences",
     "qa_service.retrieval.analysis",
     "qa_service.retrieval.nearest",
     "qa_service.retrieval.postings",

@@ -32,7 +32,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
 from typing import NamedTuple
 
-from qa_service.core.passages import Token, is_title_case
+from qa_service.core.layout import is_title_case
+from qa_service.core.passages import Token
 
 # Inside a passage: what an answer entity is worth against the question's
 # terms, and what each word of the span costs (so the shortest span wins);

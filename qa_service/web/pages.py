@@ -14,7 +14,6 @@ from flask import Blueprint, abort, current_app, render_template, request, url_f
 from marshmallow import ValidationError
 
 from qa_service.core.citation_formats import FORMATS, Reference, date_parts, line_range, reader_date
-from qa_service.core.passages import split_sentences
 from qa_service.core.results import (
     AnswerPassage,
     Answers,
@@ -24,6 +23,7 @@ from qa_service.core.results import (
     SourceInfo,
     Span,
 )
+from qa_service.core.sentences import split_sentences
 from qa_service.retrieval import search
 from qa_service.retrieval.store import IndexUnavailable, PassageStore
 
