@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import gc
+import importlib.util
 import os
+import pkgutil
 import shutil
 import weakref
+from pathlib import Path
 
 import pytest
 
+from qa_service.core.corpus import read_corpus
 from qa_service.engines import generations
 from qa_service.index import IndexHandle, build, build_index, open_generation
 from qa_service.retrieval.store import IndexUnavailable
@@ -143,3 +147,45 @@ def test_stored_passages_match_their_sources(index_dir, seed_texts):
             text = seed_texts[fields["source"]]
             assert text[location["start"] : location["end"]] == fields["text"]
     assert {name: doc.text for name, doc in generation.sources.items()} == seed_texts
+
+
+def _engine_packages() -> list[str]:
+    import qa_service.engines
+
+    return [m.name for m in pkgutil.iter_modules(qa_service.engines.__path__) if m.ispkg]
+
+
+def test_the_content_hash_covers_every_engine_s_writer():
+    # An engine's writer decides what a generation holds: a change to it must be a new
+    # content hash, or a build reports "unchanged" over an index it would write differently.
+    engines = _engine_packages()
+    assert {"whoosh", "postgres"} <= set(engines)
+    for engine in engines:
+        writer = f"qa_service.engines.{engine}.write"
+        assert importlib.util.find_spec(writer) is not None, f"{engine} has no write module"
+        assert writer in build.CONTENT_MODULES, f"{writer} is not in the content hash"
+
+
+def test_the_content_hash_changes_with_any_module_it_covers(seeds_dir, monkeypatch):
+    articles = read_corpus(seeds_dir)
+    before = build.corpus_hash(articles)
+    original = Path(importlib.util.find_spec(build.CONTENT_MODULES[-1]).origin)
+    changed = original.with_name("changed_copy.py")
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name, *args):
+        spec = real_find_spec(name, *args)
+        if name == build.CONTENT_MODULES[-1]:
+            changed.write_bytes(original.read_bytes() + b"\n# a change\n")
+            spec = importlib.util.spec_from_file_location(name, changed)
+        return spec
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    build._code_digest.cache_clear()
+    try:
+        assert build.corpus_hash(articles) != before
+    finally:
+        changed.unlink(missing_ok=True)
+        monkeypatch.undo()
+        build._code_digest.cache_clear()
+    assert build.corpus_hash(articles) == before

@@ -34,7 +34,7 @@ from qa_service.retrieval.store import (
 )
 
 from .cache import BoundedCache
-from .schema import schema_of
+from .schema import schema_of, storable
 
 # Bytes kept per worker between questions, least recently used first out: passage
 # rows, the vectors of probed clusters, article texts, and terms.
@@ -51,16 +51,6 @@ def _row_bytes(row: dict) -> int:
         sys.getsizeof(row["passage"].text) + row["vector"].nbytes + row["sentences"].nbytes
         + 3 * 36 * terms + sys.getsizeof(row["links"])
     )  # fmt: skip
-
-
-def storable(text: str) -> bool:
-    """Whether PostgreSQL can hold the text (no NUL, no lone surrogate): what it cannot
-    hold it does not hold, so a lookup of it finds nothing rather than failing."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in text
 
 
 class PostgresGeneration:

@@ -157,3 +157,13 @@ def current(connection) -> str | None:
         return None
     row = connection.execute("SELECT name FROM qa_current").fetchone()
     return row[0] if row else None
+
+
+def storable(text: str) -> bool:
+    """Whether PostgreSQL can hold the text (no NUL, no lone surrogate): what it cannot
+    hold it does not hold, so a lookup of it finds nothing rather than failing."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
