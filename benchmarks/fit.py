@@ -14,7 +14,7 @@ span. Two small models are fitted on them:
 
 Figures are printed per fold: leave-one-set-out (fit on the other sets, score
 this one) and 5-fold over the pooled questions; then the weights fitted on all
-fitted sets, as Python to paste into qa_service/ranking.py. Sets not fitted on
+fitted sets, as Python to paste into qa_service/retrieval/ranking.py. Sets not fitted on
 (the held-out one) are scored with those final weights only.
 
     python benchmarks/fit.py

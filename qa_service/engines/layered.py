@@ -14,7 +14,7 @@ idf, plus the layer's own), so its scores compare with the base's. The base's
 precomputed scores keep the figures of its build, hidden passages included,
 as Lucene counts deleted documents until a merge; the passages of the base
 link to the layer's only after the next full build, which makes all exact
-again. index.update_index starts one when the layer outgrows LAYER_SHARE of
+again. index.build.update_index starts one when the layer outgrows LAYER_SHARE of
 its base; `qa-service index --force` starts one at any time.
 """
 
@@ -154,7 +154,7 @@ class LayeredStore:
             # Positions of base and layer (hidden ones included: they are never returned).
             passage_count=self._base_count + layer.info.passage_count,
             mean_length=layer.info.mean_length,  # the layer's were counted over both
-            boilerplate=layer.info.boilerplate,  # a layer's holds its base's (index.prepare_layer)
+            boilerplate=layer.info.boilerplate,  # a layer's holds its base's (prepare_layer)
             encoder=base.info.encoder,  # the layer's is the same
         )
         self.sources = _Sources(self)

@@ -1,10 +1,10 @@
 """Building an index from a folder of articles, as a new generation of an engine.
 
 The build is the same for every engine: read the articles, split them into
-passages, analyse their terms (analysis.py), lay out postings and vectors,
-link passages that state the same facts; then the engine writes the result
-as a new generation and swaps it in (an `store.Engine`: whoosh_store.WhooshEngine,
-which keeps generations as folders, generations.py).
+passages, analyse their terms (retrieval/analysis.py), lay out postings and
+vectors, link passages that state the same facts; then the engine writes the
+result as a new generation and swaps it in (a `retrieval.store.Engine`, from
+the registry in engines/__init__.py).
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ class VectorIndex:
 
     @classmethod
     def load(cls, folder: Path) -> VectorIndex:
-        """Read what `save` wrote, into memory (never mapped: see index._read_vectors)."""
+        """Read what `save` wrote, into memory (a mapped file truncated under a worker kills it)."""
         with np.load(folder / ARRAYS) as arrays:
             return cls(**{name: arrays[name] for name in arrays.files})
 

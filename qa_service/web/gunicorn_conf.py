@@ -11,7 +11,7 @@ import tempfile
 wsgi_app = "qa_service.web.app:create_app()"
 bind = os.environ.get("QA_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("QA_WORKERS", "4"))
-# gevent (qa_service/gunicorn_worker.py): a slow client holds a connection, not a worker.
+# gevent (web/gunicorn_worker.py): a slow client holds a connection, not a worker.
 worker_class = "qa_service.web.gunicorn_worker.Worker"
 worker_connections = int(os.environ.get("QA_WORKER_CONNECTIONS", "1000"))
 timeout = int(os.environ.get("QA_TIMEOUT", "30"))
