@@ -8,11 +8,15 @@ from pathlib import Path
 
 from support import ROOT
 
+from qa_service.retrieval.store import PassageStore
+
 PACKAGE = ROOT / "qa_service"
 LAYERS = ("core", "retrieval", "engines", "index", "web", "cli")
 # config.py and client.py beside __init__.py; everything else lives in a layer's folder.
 MAX_TOP_LEVEL_MODULES = 4
 MAX_MODULE_LINES = 400
+# The store protocol's members (docs/architecture.md#the-store-protocol).
+MAX_STORE_MEMBERS = 10
 
 
 def test_the_import_contracts_hold():
@@ -39,3 +43,14 @@ def test_one_folder_per_layer_and_no_long_modules():
     }
     long_modules = {path: count for path, count in lines.items() if count > MAX_MODULE_LINES}
     assert not long_modules, f"modules over {MAX_MODULE_LINES} lines: {long_modules}"
+
+
+def test_the_engine_interface_stays_narrow():
+    # An engine implements every member: each one more is work for every engine, and a
+    # call per candidate is a round trip per candidate on a database.
+    members = [
+        name
+        for name in {*vars(PassageStore), *PassageStore.__annotations__}
+        if not name.startswith("_")
+    ]
+    assert len(members) <= MAX_STORE_MEMBERS, sorted(members)
