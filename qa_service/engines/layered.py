@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
 
 import numpy as np
 
@@ -223,10 +222,10 @@ class LayeredStore:
         for p, read in self.base.features(in_base, vector, idf=idf).items():
             shifted = None if read.idf is None else [v + self._idf_shift for v in read.idf]
             visible = [link for link in read.links if not self._hidden[link.other]]
-            found[p] = replace(read, idf=shifted, links=visible)
+            found[p] = read._replace(idf=shifted, links=visible)
         for p, read in self.layer.features(in_layer, vector, idf=idf).items():
             terms = [term + TERM_OFFSET for term in read.terms]
-            found[p + self._base_count] = replace(read, terms=terms)
+            found[p + self._base_count] = read._replace(terms=terms)
         return found
 
     def passages(self, positions: Sequence[int]) -> dict[int, Passage]:

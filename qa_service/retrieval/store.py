@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -105,9 +105,9 @@ class Terms:
     ids: dict[int, str]  # the ids passages hold them under (see CandidateFeatures.terms)
 
 
-@dataclass(frozen=True)
-class CandidateFeatures:
-    """What a generation holds about one passage, for one question's vector."""
+class CandidateFeatures(NamedTuple):
+    """What a generation holds about one passage, for one question's vector (a named
+    tuple: made for every candidate of every question, and cheaper than a dataclass)."""
 
     passage: Passage
     # The passage's analysed terms in order, as term ids, with their words' source offsets.
