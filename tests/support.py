@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -94,6 +95,29 @@ def gunicorn_server(
         server.terminate()
         server.wait(timeout=15)
         del SERVERS[url], LOGS[url]
+
+
+# Each live worker's generation, as /metrics publishes it (1 while a worker serves it).
+_SERVED = re.compile(r'^qa_index_generation\{generation="([^"]+)"\} ([0-9.]+)$', re.M)
+
+
+def wait_for_generation(url: str, name: str, timeout: float = 30.0) -> None:
+    """Return once every live worker of the server at `url` serves generation `name`.
+
+    Not "some requests in a row saw it": a worker that answered none of them may still
+    serve the one before. Requests go on meanwhile, since a worker moves to a new
+    generation when it answers one.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        for _ in range(4):
+            httpx.get(url + "/readyz", timeout=5)
+        metrics = httpx.get(url + "/metrics", timeout=5).text
+        served = {found for found, value in _SERVED.findall(metrics) if float(value) >= 1}
+        if served == {name}:
+            return
+        assert time.monotonic() < deadline, f"workers still serve {served - {name}}"
+        time.sleep(0.05)
 
 
 def _wait_until_ready(url: str, server: subprocess.Popen, log_path: Path, timeout=30.0) -> None:

@@ -7,12 +7,11 @@ import hashlib
 import html
 import re
 import shutil
-import time
 
 import httpx
 import pytest
 from postgres_support import postgres_server
-from support import gunicorn_server
+from support import gunicorn_server, wait_for_generation
 
 from qa_service.client import QAClient
 from qa_service.config import ENVIRONMENT
@@ -111,17 +110,7 @@ def test_an_old_citation_is_verified_after_its_source_is_corrected(
         assert unknown.status_code == 404 and unknown.json()["error"]["status"] == 404
 
 
-def _generation(url: str) -> str:
-    return httpx.get(url + "/readyz").json()["generation"]
-
-
 def _rebuild(url: str, corpus, engine, path, text: str) -> None:
-    """Correct one article, rebuild, and wait until the workers serve the new generation."""
-    old = _generation(url)
+    """Correct one article, rebuild, and wait until every worker serves the new generation."""
     path.write_text(text, encoding="utf-8")
-    build_index(corpus, engine)
-    # Each worker looks for a new generation at most once a second.
-    deadline = time.monotonic() + 10
-    while any(_generation(url) == old for _ in range(4)):
-        assert time.monotonic() < deadline, f"still serving {old}"
-        time.sleep(0.1)
+    wait_for_generation(url, build_index(corpus, engine).generation)

@@ -104,13 +104,18 @@ def when_ready(server):
 
 def post_worker_init(worker):
     """Open the index (with its embedding model) and load the English word list in
-    each worker after the fork, before its first request."""
+    each worker after the fork, before its first request; publish its generation."""
     from qa_service.retrieval.spelling import is_english
     from qa_service.retrieval.store import IndexUnavailable
+    from qa_service.web import observability
 
     is_english("warm")
     with contextlib.suppress(IndexUnavailable):
         worker.wsgi.extensions["qa_index"].generation()
+    # From its start, so /metrics names the generation of every live worker, also of one
+    # that has answered nothing yet.
+    with worker.wsgi.app_context():
+        observability.record_generation()
 
 
 def child_exit(server, worker):

@@ -94,7 +94,7 @@ def _finish(response):
     method = request.method if request.method in METHODS else "other"
     REQUESTS.labels(route, method, str(response.status_code)).inc()
     LATENCY.labels(route, method, str(response.status_code)).observe(duration)
-    _record_generation()
+    record_generation()
     log.info(
         json.dumps(
             {
@@ -110,8 +110,8 @@ def _finish(response):
     return response
 
 
-def _record_generation() -> None:
-    """Publish the generation this worker serves when it changes."""
+def record_generation() -> None:
+    """Publish the generation this worker serves when it changes (in an app context)."""
     generation = current_app.extensions["qa_index"].loaded
     previous = current_app.extensions.get("qa_metrics_generation")
     if generation is None or generation.info.name == previous:
