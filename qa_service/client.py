@@ -35,7 +35,8 @@ class QAError(Exception):
     """Base of every error the client raises: `.status`, `.message` and `.body` on each."""
 
     def __init__(self, message: str, *, status: int | None = None, body: object = None):
-        super().__init__(f"{status}: {message}" if status is not None else message)
+        text = " ".join([message, *field_messages(body)])
+        super().__init__(f"{status}: {text}" if status is not None else text)
         # The HTTP status; None when no response came (nothing was answered, not even 0).
         self.status = status
         self.message = message
@@ -141,7 +142,7 @@ class QAClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise QATransportError(f"{method} {path}: {exc}") from exc
+            raise QATransportError(f"{method} {self._http.base_url.join(path)}: {exc}") from exc
         try:
             body = response.json()
         except ValueError:
@@ -165,3 +166,15 @@ def _error_message(body: object) -> str | None:
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         return body["error"].get("message")
     return None
+
+
+def field_messages(body: object) -> list[str]:
+    """The per-field messages of the service's JSON error shape (a 422's), as "field: …"."""
+    error = body.get("error") if isinstance(body, dict) else None
+    fields = error.get("fields") if isinstance(error, dict) else None
+    if not isinstance(fields, dict):
+        return []
+    return [
+        f"{field}: {' '.join(map(str, found)) if isinstance(found, list) else found}"
+        for field, found in fields.items()
+    ]

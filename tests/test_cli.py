@@ -202,8 +202,9 @@ def test_eval_works_from_another_folder(
     [
         (["--index", "{index}"], "corpus folder not found: seeds: pass the articles the "
          "questions are about with --seeds DIR (or QA_SEEDS)"),
-        (["--seeds", "{seeds}"], "no index at index: run `qa-service index --index index`"),
-        (["--seeds", "{seeds}", "--url", "{unreachable}"], "POST /api/v1/ask: "),
+        (["--seeds", "{seeds}"], "no index at {here}/index: run `qa-service index --index "
+         "{here}/index`"),
+        (["--seeds", "{seeds}", "--url", "{unreachable}"], "POST {unreachable}/api/v1/ask: "),
     ],
     ids=["no-articles-here", "no-index-here", "unreachable-service"],
 )  # fmt: skip
@@ -215,11 +216,12 @@ def test_eval_elsewhere_says_what_is_missing(
         "index": index_dir,
         "seeds": seeds_dir,
         "unreachable": f"http://127.0.0.1:{free_port()}",
+        "here": tmp_path,
     }
     result = _invoke("eval", *(argument.format(**where) for argument in arguments))
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr.startswith(f"Error: {message}")
+    assert result.stderr.startswith(f"Error: {message.format(**where)}")
     assert "Traceback" not in result.output
 
 
@@ -237,7 +239,8 @@ def test_ask_reports_an_unreachable_service(index_dir):
     url = f"http://127.0.0.1:{free_port()}"
     result = _invoke("ask", "Which court?", "--url", url)
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: POST /api/v1/ask: ")
+    assert result.stderr.startswith(f"Error: POST {url}/api/v1/ask: ")
+    assert "--url or QA_URL" in result.stderr
 
 
 def test_keys_come_from_the_file_qa_api_keys_file_names(tmp_path):

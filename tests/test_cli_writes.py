@@ -168,5 +168,22 @@ def test_an_unreachable_service_is_an_error_message():
     nowhere = f"http://127.0.0.1:{free_port()}"
     unreachable = CliRunner().invoke(main, ["sources", "list"], env={"QA_URL": nowhere})
     assert unreachable.exit_code == 1
-    assert unreachable.stderr.startswith("Error: GET /api/v1/sources: ")
+    assert unreachable.stderr.startswith(f"Error: GET {nowhere}/api/v1/sources: ")
     assert "Traceback" not in unreachable.output
+
+
+@pytest.mark.parametrize(
+    ("bind", "url"),
+    [("127.0.0.1:8123", "http://127.0.0.1:8123"), ("0.0.0.0:8124", "http://127.0.0.1:8124"),
+     (None, "http://127.0.0.1:8000")],
+    ids=["loopback", "every-address", "unset"],
+)  # fmt: skip
+def test_without_qa_url_the_cli_looks_where_serve_listens(monkeypatch, bind, url):
+    monkeypatch.delenv("QA_URL", raising=False)
+    if bind is None:
+        monkeypatch.delenv("QA_BIND", raising=False)
+    else:
+        monkeypatch.setenv("QA_BIND", bind)
+    result = CliRunner().invoke(main, ["sources", "list", "--timeout", "1"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: GET {url}/api/v1/sources: ")

@@ -104,7 +104,8 @@ def test_a_refusal_carries_status_message_and_body(qa, call, status, message, fi
     detail = error.body["error"]
     assert (error.status, detail["status"]) == (status, status)
     assert error.message == detail["message"]
-    assert str(error) == f"{status}: {error.message}"
+    said = [f"{field}: {' '.join(found)}" for field, found in (fields or {}).items()]
+    assert str(error) == " ".join([f"{status}: {error.message}", *said])
     if message is not None:
         assert error.message == message
     assert detail.get("fields") == fields
@@ -145,12 +146,19 @@ def test_a_server_fault_carries_status_message_and_body(
     assert error.body == decoded
 
 
-def test_an_unreachable_service_is_a_transport_error_without_status_or_body():
-    unreachable = QAClient(f"http://127.0.0.1:{free_port()}", timeout=2)
-    with unreachable as qa, pytest.raises(QATransportError) as raised:
+def test_an_unreachable_service_is_a_transport_error_naming_the_url_tried():
+    url = f"http://127.0.0.1:{free_port()}"
+    with QAClient(url, timeout=2) as qa, pytest.raises(QATransportError) as raised:
         qa.ask("court")
     error = raised.value
     assert isinstance(error, QAError)
     assert (error.status, error.body) == (None, None)
-    assert error.message.startswith("POST /api/v1/ask: ")
+    assert error.message.startswith(f"POST {url}/api/v1/ask: ")
     assert str(error) == error.message
+
+
+def test_the_text_of_a_422_carries_the_field_messages():
+    body = {"error": {"status": 422, "message": "Invalid fields.", "fields": {"k": ["Too big."]}}}
+    error = QAClientError(422, "Invalid fields.", body)
+    assert str(error) == "422: Invalid fields. k: Too big."
+    assert error.message == "Invalid fields."

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,8 +70,11 @@ def index_option(command):
     return _folder(_backend(_database_url(with_engine)))
 
 
-# Where `qa-service serve` listens unless QA_BIND says otherwise.
-_SERVICE_URL = "http://127.0.0.1:8000"
+def default_service_url() -> str:
+    """Where `qa-service serve` listens: QA_BIND's address (as serve reads it), else its default."""
+    host, _, port = os.environ.get("QA_BIND", "127.0.0.1:8000").rpartition(":")
+    # A server bound to every address is reached on this machine's loopback.
+    return f"http://{'127.0.0.1' if host in ('', '0.0.0.0', '[::]') else host}:{port}"
 
 
 def service_option(command):
@@ -84,8 +88,8 @@ def service_option(command):
     url = click.option(
         "--url",
         envvar="QA_URL",
-        default=_SERVICE_URL,
-        show_default=True,
+        default=default_service_url,
+        show_default="QA_BIND's address, else http://127.0.0.1:8000",
         help="The running service (env QA_URL).",
     )
     # No default and no prompt: the secret is never shown, not even in --help.
@@ -119,16 +123,13 @@ def remote(url: str, **options) -> Iterator[QAClient]:
 
 
 def _error_text(exc: QAError) -> str:
-    """The error's message, then the service's per-field messages (those of a 422)."""
-    error = exc.body.get("error") if isinstance(exc.body, dict) else None
-    fields = error.get("fields") if isinstance(error, dict) else None
-    if not isinstance(fields, dict):
-        return str(exc)
-    lines = (
-        f"{field}: {' '.join(map(str, found)) if isinstance(found, list) else found}"
-        for field, found in fields.items()
-    )
-    return " ".join([str(exc), *lines])
+    """The error's message with the service's per-field messages; where to look when the
+    service could not be reached."""
+    from qa_service.client import QATransportError
+
+    if isinstance(exc, QATransportError):
+        return f"{exc} (is `qa-service serve` running there? --url or QA_URL names another)"
+    return str(exc)
 
 
 def echo_json(schema, value) -> None:

@@ -137,10 +137,11 @@ def unavailable_unless_readable(index_dir: Path | str) -> Iterator[Path]:
     Its message, for the operator's log, names paths and causes: never show it to clients.
     """
     index_dir = Path(index_dir)
-    hint = f"run `qa-service index --index {index_dir}`"
+    # The full path, so the advice works from whichever folder it is followed.
+    hint = f"run `qa-service index --index {index_dir.absolute()}`"
     link = index_dir / CURRENT_LINK
     if not link.exists():
-        raise IndexUnavailable(f"no index at {index_dir}: {hint}")
+        raise IndexUnavailable(f"no index at {index_dir.absolute()}: {hint}")
     folder = link.resolve()
     try:
         yield folder
