@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from qa_service.core.corpus import derive_title, read_corpus
+from qa_service.core.corpus import derive_title, read_corpus, read_sidecar
 
 
 def test_reads_the_seed_articles_by_file_name(seed_articles, seed_texts):
@@ -102,3 +102,17 @@ def test_symlinks_out_of_the_folder_are_never_read(tmp_path, caplog):
     assert sorted(article.name for article in articles) == ["good.txt", "inside.txt"]
     assert all("swordfish" not in article.text for article in articles)
     assert "leak.txt: it points outside" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [("https://example.org/a", True), ("http://example.org/a", True),
+     ("javascript:alert(1)", False), ("data:text/html,<b>x</b>", False),
+     ("https://example.org/a\nb", False)],
+    ids=["https", "http", "javascript", "data", "newline"],
+)  # fmt: skip
+def test_a_sidecar_url_is_kept_only_when_it_is_a_web_address(tmp_path, url, kept):
+    article = tmp_path / "a.txt"
+    article.write_text("Words.\n", encoding="utf-8")
+    (tmp_path / "a.json").write_text(json.dumps({"url": url, "title": "A"}), encoding="utf-8")
+    assert read_sidecar(article) == ({"url": url, "title": "A"} if kept else {"title": "A"})

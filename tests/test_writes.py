@@ -183,9 +183,14 @@ def test_add_replace_delete_each_visible_in_answers_while_reads_go_on(writable):
         ("DELETE", "/api/v1/sources/none.txt", {}, "desk", 404),
         ("POST", "/api/v1/sources", {"json": {"name": "001_d2a1e9c52261be42.txt", "text": "x y."}},
          "desk", 409),
+        ("POST", "/api/v1/sources", {"json": {"name": "a.txt\n", "text": "Words."}}, "desk", 422),
+        ("POST", "/api/v1/sources", {"json": {"name": "a.txt", "text": "Words.",
+                                              "url": "javascript:alert(1)"}}, "desk", 422),
+        ("PUT", "/api/v1/sources/b.txt", {"json": {"text": "Words.",
+                                                   "url": "data:text/html,<b>x</b>"}}, "desk", 422),
     ],
     ids=["no-key", "read-key", "traversal", "suffix", "blank", "nul", "not-utf8", "too-big",
-         "unknown", "exists"],
+         "unknown", "exists", "final-newline", "javascript-url", "data-url"],
 )  # fmt: skip
 def test_bad_writes_are_refused_and_change_nothing(writable, method, path, kwargs, key, status):
     before = sorted(p.name for p in writable["corpus"].iterdir())

@@ -9,6 +9,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+# Flat names an article may be written under (the write API): no folders, no hidden
+# files, a known suffix.
+ARTICLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,126}\.(?:txt|md)")
+# What a source's `url` may be: pages link to it, so nothing a browser would run.
+WEB_ADDRESS = re.compile(r"https?://[^\s\x00-\x1f]+\Z", re.IGNORECASE)
+
 log = logging.getLogger(__name__)
 
 ARTICLE_SUFFIXES = (".txt", ".md")
@@ -96,7 +102,12 @@ def read_sidecar(path: Path) -> dict[str, str]:
         log.warning("ignoring %s: expected a JSON object", sidecar)
         return {}
     wanted = ("title", "publisher", "date", "url")
-    return {key: str(data[key]).strip() for key in wanted if data.get(key)}
+    found = {key: str(data[key]).strip() for key in wanted if data.get(key)}
+    if "url" in found and not WEB_ADDRESS.match(found["url"]):
+        # Pages link to it: a javascript: or data: address would run in a reader's browser.
+        log.warning("ignoring the url of %s: not an http(s) address", sidecar)
+        del found["url"]
+    return found
 
 
 def derive_title(text: str) -> str:

@@ -24,16 +24,15 @@ import fcntl
 import json
 import logging
 import os
-import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from qa_service.core.corpus import ARTICLE_NAME
+
 from .build import BuildReport
 from .handle import IndexHandle
 
-# Flat names the corpus reader indexes: no folders, no hidden files, a known suffix.
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,126}\.(?:txt|md)")
 METADATA = ("title", "publisher", "date", "url")
 # Hidden and without a .txt, .md or .json suffix: neither an article nor any article's sidecar.
 JOURNAL = ".write.journal"
@@ -53,7 +52,7 @@ class NotIndexable(ValueError):
 
 def exists(corpus: Path, name: str) -> bool:
     """Whether the corpus holds an article by that name."""
-    return bool(NAME.fullmatch(name)) and (Path(corpus) / name).is_file()
+    return bool(ARTICLE_NAME.fullmatch(name)) and (Path(corpus) / name).is_file()
 
 
 def put_source(

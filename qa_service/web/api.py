@@ -21,9 +21,9 @@ from werkzeug.exceptions import (
 )
 
 from qa_service.core import citations
+from qa_service.core.corpus import ARTICLE_NAME
 from qa_service.core.results import Citation, with_citation_urls
 from qa_service.index.writes import (
-    NAME,
     NotIndexable,
     WriterBusy,
     delete_source,
@@ -168,7 +168,7 @@ def source(name: str):
         require_key("write")
         fields = _source_write.load(_source_body())
         with _audited("replace", name):
-            if not NAME.fullmatch(name):
+            if not ARTICLE_NAME.fullmatch(name):
                 raise ValidationError({"name": ["A file name ending .txt or .md."]})
             return _written(name, fields, 200 if exists(_corpus(), name) else 201)
     if request.method == "DELETE":

@@ -16,6 +16,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from qa_service.core.corpus import ARTICLE_NAME, WEB_ADDRESS
 from qa_service.core.results import (
     AnswerPassage,
     Answers,
@@ -315,7 +316,13 @@ class SourceWriteSchema(Schema):
     title = _metadata_field("Shown with citations; else the article's first line.")
     publisher = _metadata_field("Who published it.")
     date = _metadata_field("When, as written by the publisher.")
-    url = _metadata_field("Where the original is.")
+    url = fields.String(
+        validate=[
+            validate.Length(min=1, max=2000),
+            validate.Regexp(WEB_ADDRESS, error="Not an http:// or https:// address."),
+        ],
+        metadata={"description": "Where the original is: an http(s) address."},
+    )
 
 
 class SourceCreateSchema(SourceWriteSchema):
@@ -323,8 +330,9 @@ class SourceCreateSchema(SourceWriteSchema):
 
     name = fields.String(
         required=True,
+        # \Z, not $: "$" also matches before a final newline ("x.txt\n").
         validate=validate.Regexp(
-            r"^[A-Za-z0-9][A-Za-z0-9._-]{0,126}\.(?:txt|md)$",
+            ARTICLE_NAME.pattern + r"\Z",
             error="A file name of letters, digits, '.', '_' or '-', ending .txt or .md.",
         ),
     )
