@@ -17,6 +17,7 @@ import httpx
 import pytest
 from support import SERVERS, gunicorn_server
 
+from qa_service.engines import generations
 from qa_service.engines.generations import INDEX_FORMAT
 from qa_service.index import FILE_CHECK_SECONDS, build_index
 from qa_service.web.schemas import ErrorSchema
@@ -53,12 +54,23 @@ def rewrite_manifest(folder: Path) -> None:
     path.write_text(json.dumps(manifest), encoding="utf-8")
 
 
+def reseal_manifest(folder: Path) -> None:
+    """The text of a source edited in the manifest, and the manifest sealed again."""
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    first = manifest["sources"][0]
+    first["text"] = first["text"].replace("LinkedIn", "Linkedln")
+    (folder / "manifest.json").unlink()
+    generations.write_manifest(folder, manifest)
+
+
 FAULTS = [
     pytest.param(delete_generation, id="generation-deleted"),
     pytest.param(scramble_vectors, id="file-scrambled"),
     pytest.param(truncate_segment, id="segment-truncated"),
     pytest.param(rewrite_manifest, id="manifest-rewritten"),
 ]
+# Sealed again, the manifest's digests hold: opening it finds what it says untrue.
+FAULTS_AT_START = [*FAULTS[1:], pytest.param(reseal_manifest, id="manifest-resealed")]
 
 
 @pytest.fixture()
@@ -116,7 +128,7 @@ def test_damage_while_serving_is_503_in_every_worker_until_rebuilt(
     assert log.count("Booting worker") == 2
 
 
-@pytest.mark.parametrize("damage", FAULTS[1:])
+@pytest.mark.parametrize("damage", FAULTS_AT_START)
 def test_damage_before_start_up_is_503_in_every_worker(seeds_dir, index_dir, tmp_path, damage):
     damage(generation_folder(index_dir))
     log_path = tmp_path / "gunicorn.log"

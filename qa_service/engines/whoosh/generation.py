@@ -48,6 +48,8 @@ def open_folder(
     stats = file_stats(folder)
     ix = open_whoosh(folder)
     passages = _read_passages(ix)
+    sources = {item["name"]: SourceDocument(**item) for item in manifest["sources"]}
+    _check_citations(passages, sources)
     postings = Postings.load(folder)
     info = GenerationInfo(
         name=folder.name,
@@ -59,7 +61,7 @@ def open_folder(
     return WhooshGeneration(
         info,
         ix,
-        {item["name"]: SourceDocument(**item) for item in manifest["sources"]},
+        sources,
         passages,
         postings,
         _read_links(folder),
@@ -252,6 +254,18 @@ def _read_passages(ix: whoosh_index.Index) -> list[Passage]:
             )
             for _, fields in reader.iter_docs()
         ]
+
+
+def _check_citations(passages: list[Passage], sources: dict[str, SourceDocument]) -> None:
+    """Raise ValueError unless every passage stands in its source where it says: a manifest
+    edited and sealed again passes the digests, and citations would then lie."""
+    for passage in passages:
+        source = sources.get(passage.source)
+        if source is None or source.text[passage.start : passage.end] != passage.text:
+            raise ValueError(
+                f"passage {passage.id} does not stand in its source as the manifest has it"
+                " (edited after the build?): run `qa-service index --force`"
+            )
 
 
 def _read_links(folder: Path) -> list[list[Link]]:
