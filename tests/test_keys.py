@@ -75,14 +75,31 @@ def test_reading_needs_a_key_when_configured(index_dir, keys_file):
     assert missing.status_code == 401
     assert missing.get_json()["error"]["status"] == 401
     assert missing.headers["WWW-Authenticate"].lower().startswith("bearer")
+    assert "send it as 'Authorization: Bearer <key>'" in missing.get_json()["error"]["message"]
     wrong = client.get(ask, headers={"Authorization": "Bearer qa_not-a-key"})
     assert wrong.status_code == 401
+    assert "does not know that API key" in wrong.get_json()["error"]["message"]
+    assert "error=invalid_token" in wrong.headers["WWW-Authenticate"]
     writer = client.get(ask, headers={"Authorization": f"Bearer {secrets['writer']}"})
     assert writer.status_code == 403 and "writer" in writer.get_json()["error"]["message"]
     reader = client.get(ask, headers={"Authorization": f"Bearer {secrets['reader']}"})
     assert reader.status_code == 200 and reader.get_json()["passages"]
     assert client.get("/healthz").status_code == 200
     assert client.get("/").status_code == 401
+
+
+def test_a_key_sent_to_a_server_without_keys_is_told_so(index_dir):
+    client = create_app({"INDEX_DIR": str(index_dir)}).test_client()
+    sent = client.post(
+        "/api/v1/sources",
+        json={"name": "a.txt", "text": "Words."},
+        headers={"Authorization": "Bearer qa_some-key"},
+    )
+    assert sent.status_code == 401
+    message = sent.get_json()["error"]["message"]
+    assert "no API keys" in message and "QA_API_KEYS_FILE" in message
+    unsent = client.post("/api/v1/sources", json={"name": "a.txt", "text": "Words."})
+    assert unsent.status_code == 401 and "send it as" in unsent.get_json()["error"]["message"]
 
 
 def test_reading_needs_a_key_only_with_keys_to_check(index_dir):

@@ -35,22 +35,37 @@ def source_version(sha256: str) -> SourceDocument | None:
 
 
 def require_key(scope: str) -> ApiKey:
-    """The API key this request presents, when it may `scope`; else 401 (no or unknown
-    key, with WWW-Authenticate) or 403 (a key without that scope)."""
+    """The API key this request presents, when it may `scope`; else 401 (with
+    WWW-Authenticate, saying whether no key came, the key is unknown, or this server has
+    no keys at all) or 403 (a key without that scope)."""
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
     secret = secret.strip()
-    key = None
-    if scheme.lower() == "bearer" and secret:
-        key = match(current_app.extensions["qa_keys"], secret)
+    if scheme.lower() != "bearer" or not secret:
+        raise _unauthorized("This needs an API key: send it as 'Authorization: Bearer <key>'.")
+    keys = current_app.extensions["qa_keys"]
+    if not keys:
+        raise _unauthorized(
+            "This server has no API keys: its operator makes one with `qa-service keys add`"
+            " and starts it with QA_API_KEYS_FILE naming that file.",
+            error="invalid_token",
+        )
+    key = match(keys, secret)
     if key is None:
-        raise Unauthorized(
-            "This needs an API key: send it as 'Authorization: Bearer <key>'.",
-            www_authenticate=WWWAuthenticate("bearer", {"realm": "qa_service"}),
+        raise _unauthorized(
+            "This server does not know that API key (mistyped, removed, or another server's).",
+            error="invalid_token",
         )
     if scope not in key.scopes:
         raise Forbidden(f"The key {key.name!r} may not {scope}.")
     g.api_key = key.name
     return key
+
+
+def _unauthorized(message: str, **challenge: str) -> Unauthorized:
+    return Unauthorized(
+        message,
+        www_authenticate=WWWAuthenticate("bearer", {"realm": "qa_service", **challenge}),
+    )
 
 
 def log_index_unavailable(exc: IndexUnavailable) -> None:
