@@ -12,8 +12,9 @@ from pathlib import Path
 # Flat names an article may be written under (the write API): no folders, no hidden
 # files, a known suffix.
 ARTICLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,126}\.(?:txt|md)")
-# What a source's `url` may be: pages link to it, so nothing a browser would run.
-WEB_ADDRESS = re.compile(r"https?://[^\s\x00-\x1f]+\Z", re.IGNORECASE)
+# What a source's `url` may be: pages link to it, so nothing a browser would run. (No
+# flags: the OpenAPI document shows the same pattern, in JavaScript's dialect.)
+WEB_ADDRESS = re.compile(r"[hH][tT][tT][pP][sS]?://[^\s\x00-\x1f]+")
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def read_sidecar(path: Path) -> dict[str, str]:
         return {}
     wanted = ("title", "publisher", "date", "url")
     found = {key: str(data[key]).strip() for key in wanted if data.get(key)}
-    if "url" in found and not WEB_ADDRESS.match(found["url"]):
+    if "url" in found and not WEB_ADDRESS.fullmatch(found["url"]):
         # Pages link to it: a javascript: or data: address would run in a reader's browser.
         log.warning("ignoring the url of %s: not an http(s) address", sidecar)
         del found["url"]

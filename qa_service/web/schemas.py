@@ -6,6 +6,8 @@ and, for the client, load JSON back into them (ignoring fields added later).
 
 from __future__ import annotations
 
+import re
+
 from marshmallow import (
     EXCLUDE,
     Schema,
@@ -298,6 +300,22 @@ def _plain_text(value: str) -> None:
         raise ValidationError("Must not contain NUL.")
 
 
+_NOT_ARTICLE_NAME = "A file name of letters, digits, '.', '_' or '-', ending .txt or .md."
+_NOT_WEB_ADDRESS = "Not an http:// or https:// address."
+
+
+def _whole_match(pattern: re.Pattern, error: str):
+    """A validator: the whole value matches `pattern` (validate.Regexp's "$" would also
+    pass a value with a final newline, "x.txt\n"); the OpenAPI document gets the pattern
+    anchored from metadata."""
+
+    def check(value: str) -> None:
+        if not pattern.fullmatch(value):
+            raise ValidationError(error)
+
+    return check
+
+
 def _metadata_field(description: str) -> fields.String:
     return fields.String(
         validate=[validate.Length(min=1, max=2000), _plain_text],
@@ -317,11 +335,11 @@ class SourceWriteSchema(Schema):
     publisher = _metadata_field("Who published it.")
     date = _metadata_field("When, as written by the publisher.")
     url = fields.String(
-        validate=[
-            validate.Length(min=1, max=2000),
-            validate.Regexp(WEB_ADDRESS, error="Not an http:// or https:// address."),
-        ],
-        metadata={"description": "Where the original is: an http(s) address."},
+        validate=[validate.Length(min=1, max=2000), _whole_match(WEB_ADDRESS, _NOT_WEB_ADDRESS)],
+        metadata={
+            "description": "Where the original is: an http(s) address.",
+            "pattern": f"^{WEB_ADDRESS.pattern}$",
+        },
     )
 
 
@@ -330,11 +348,8 @@ class SourceCreateSchema(SourceWriteSchema):
 
     name = fields.String(
         required=True,
-        # \Z, not $: "$" also matches before a final newline ("x.txt\n").
-        validate=validate.Regexp(
-            ARTICLE_NAME.pattern + r"\Z",
-            error="A file name of letters, digits, '.', '_' or '-', ending .txt or .md.",
-        ),
+        validate=_whole_match(ARTICLE_NAME, _NOT_ARTICLE_NAME),
+        metadata={"pattern": f"^{ARTICLE_NAME.pattern}$"},
     )
 
 
