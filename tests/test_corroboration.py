@@ -108,6 +108,17 @@ def test_corroborating_passages_come_from_other_sources(generation):
     assert any("Stored Communications Act" in text for text in texts)
 
 
+@pytest.mark.parametrize(
+    "question",
+    ["What damages are sought?", "When did LinkedIn change its privacy settings?",
+     "Who filed the lawsuit?", "Which court is the case filed in?"],
+)  # fmt: skip
+def test_each_other_source_corroborates_once(generation, question):
+    for passage in ask(generation, question).passages:
+        sources = [citation.source for citation in passage.corroborated_by]
+        assert len(sources) == len(set(sources))
+
+
 def test_copies_are_folded_into_the_better_passage(generation):
     question = "Was LinkedIn fully aware that it violated its contractual promises?"
     answers = ask(generation, question, k=10)

@@ -199,13 +199,19 @@ def _answer_passage(
         answer=AnswerSpan(text=source.text[start:end], start=start, end=end),
         highlights=[Span(t.start, t.end) for t in matched],
         citation=_citation(generation, passage),
-        corroborated_by=[
-            _citation(generation, linked[link.other])
-            for link in links
-            if link.similarity >= corroboration.SAME_FACT
-        ],
+        corroborated_by=_corroborations(generation, links, linked),
         conflicts=_conflicts(generation, links, linked),
     )
+
+
+def _corroborations(generation, links, linked: dict[int, Passage]) -> list[Citation]:
+    """Another source's passage stating the same fact: the closest of each source, once."""
+    cited: dict[str, Citation] = {}
+    for link in links:  # closest first
+        other = linked[link.other]
+        if link.similarity >= corroboration.SAME_FACT and other.source not in cited:
+            cited[other.source] = _citation(generation, other)
+    return list(cited.values())
 
 
 def _conflicts(generation, links, linked: dict[int, Passage]) -> list[Conflict]:
