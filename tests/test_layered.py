@@ -75,6 +75,9 @@ def test_a_write_is_a_layer_that_answers_as_a_full_build(engine, corpus, tmp_pat
     whole = rebuilt.open()
     assert sorted(store.sources) == sorted(whole.sources)
     assert report.passages == whole.info.passage_count
+    # Asked again, the layer is the index: its count is every passage it serves.
+    again = build_index(corpus, engine)
+    assert not again.built and again.passages == whole.info.passage_count
     assert deleted not in store.sources
     assert store.sources[corrected].text.startswith(CORRECTION)
 

@@ -21,6 +21,7 @@ from support import ROOT, SERVERS, gunicorn_server
 
 from qa_service.client import QAClient, QAClientError
 from qa_service.config import ENVIRONMENT, load_config
+from qa_service.core.passages import split_passages
 from qa_service.index import IndexHandle, build_index, check_index, configured_engine
 from qa_service.index.writes import JOURNAL, put_source, recover
 from qa_service.web.keys import add_key
@@ -129,6 +130,8 @@ def test_add_replace_delete_each_visible_in_answers_while_reads_go_on(writable):
         assert added.status_code == 201, added.text
         assert added.headers["Location"].endswith(f"/api/v1/sources/{name}")
         assert added.json()["publisher"] == "City Desk"
+        # What is now indexed of it, not what the request's worker held before the write.
+        assert added.json()["passages"] == len(split_passages(ARTICLE, name)) > 1
         assert "2.4 billion" in _first_answer(
             url, "How much did the tunnel cost?", name, "2.4 billion"
         )

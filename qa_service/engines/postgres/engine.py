@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 
 from qa_service.core.results import SourceDocument
 from qa_service.engines.generations import GENERATIONS_KEPT, generation_name
-from qa_service.engines.layered import LayeredStore, full_build_of
+from qa_service.engines.layered import LayeredStore, full_build_of, hidden_passages
 from qa_service.retrieval.store import (
     SHA256,
     VERSIONS_DAYS,
@@ -127,13 +127,15 @@ class PostgresEngine:
             stored_layer = json.dumps({"base": layer.base, "hidden": dict(layer.hidden)})
         with connect(self.url) as connection:
             connection.execute(PUBLIC_SCHEMA)
-            if (
-                layer is not None
-                and not connection.execute(
-                    "SELECT 1 FROM qa_generations WHERE name = %s AND layer IS NULL", (layer.base,)
+            passages = len(prepared.passages)  # what it serves: with a layer, the base's too
+            if layer is not None:
+                base = connection.execute(
+                    "SELECT passages FROM qa_generations WHERE name = %s AND layer IS NULL",
+                    (layer.base,),
                 ).fetchone()
-            ):
-                raise ValueError(f"no full build {layer.base} to lay a layer over")
+                if base is None:
+                    raise ValueError(f"no full build {layer.base} to lay a layer over")
+                passages += base[0] - hidden_passages(layer.hidden)
             shards = [shard_url(connection, server) for server in self.shards]
             try:
                 create_tables(connection, schema, self.shards, shards)
@@ -147,7 +149,7 @@ class PostgresEngine:
                 connection.execute(
                     "INSERT INTO qa_generations (name, corpus_hash, passages, layer)"
                     " VALUES (%s, %s, %s, %s::jsonb)",
-                    (name, corpus_hash, len(prepared.passages), stored_layer),
+                    (name, corpus_hash, passages, stored_layer),
                 )
                 connection.execute(
                     "INSERT INTO qa_current (name) VALUES (%s)"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from qa_service.core.results import SourceDocument
 from qa_service.engines import generations
-from qa_service.engines.layered import LayeredStore, full_build_of
+from qa_service.engines.layered import LayeredStore, full_build_of, hidden_passages
 from qa_service.retrieval.store import SHA256, VERSIONS_DAYS, Layer, PassageStore, PreparedIndex
 
 from .generation import open_folder, open_whoosh
@@ -60,17 +60,19 @@ class WhooshEngine:
         folder holds the layer alone (its encoder is its base's)."""
         self.index_dir.mkdir(parents=True, exist_ok=True)
         held = []  # the versions the new generation cites besides its own sources
+        passages = len(prepared.passages)  # what it serves: with a layer, the base's visible too
         if layer is not None:
             base = generations.read_manifest(self.index_dir / layer.base)
             if base is None or base.get("layer"):
                 raise ValueError(f"no full build {layer.base} to lay a layer over")
             held = [s["sha256"] for s in base["sources"] if s["name"] not in layer.hidden]
+            passages += base["passages"] - hidden_passages(layer.hidden)
         with generations.new_generation(self.index_dir, corpus_hash) as (folder, name):
             write(folder, prepared, encoder=layer is None)
             manifest = {
                 "generation": name,
                 "corpus_hash": corpus_hash,
-                "passages": len(prepared.passages),
+                "passages": passages,
                 "sources": prepared.sources,
             }
             if layer is not None:
