@@ -439,3 +439,32 @@ def test_a_write_cut_short_is_undone_when_the_service_starts(site, crash):
     assert (corpus / name).read_text(encoding="utf-8") == original
     assert sorted(path.name for path in corpus.iterdir()) == sorted([*before, ".write.lock"])
     assert "rolled back a write that did not finish" in log.read_text()
+
+
+def test_a_write_waiting_for_another_build_leaves_its_worker_answering(site):
+    # `qa-service index` holds the build lock; a write to a one-worker service waits for it.
+    with open(site["index"] / ".build.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with gunicorn_server(
+            site["index"], site["work"] / "gunicorn.log", QA_WORKERS="1", **site["settings"]
+        ) as url:
+            written = {}
+            writer = threading.Thread(
+                target=lambda: written.update(
+                    response=httpx.post(
+                        url + "/api/v1/sources",
+                        json={"name": "waiting.txt", "text": ARTICLE},
+                        headers=site["headers"],
+                        timeout=60,
+                    )
+                )
+            )
+            writer.start()
+            time.sleep(1)  # the write is waiting for the lock by now
+            for _ in range(5):
+                asked = httpx.post(url + "/api/v1/ask", json={"question": "Who sued?"}, timeout=5)
+                assert asked.status_code == 200
+            assert writer.is_alive()
+            fcntl.flock(held, fcntl.LOCK_UN)
+            writer.join(timeout=60)
+            assert written["response"].status_code == 201

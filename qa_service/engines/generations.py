@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,11 +58,25 @@ def read_manifest(folder: Path) -> dict | None:
         return None
 
 
+# How often a build waiting for another one looks again.
+LOCK_POLL_SECONDS = 0.05
+
+
 @contextlib.contextmanager
 def build_lock(index_dir: Path) -> Iterator[None]:
-    """One build at a time per index folder, across processes."""
+    """One build at a time per index folder, across processes.
+
+    Waited for by polling, not by a blocking flock: in a gevent worker (a write that
+    meets a `qa-service index` under way) a blocking call would stop every request of
+    the worker until the other build ends; time.sleep lets them go on.
+    """
     with open(index_dir / ".build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                time.sleep(LOCK_POLL_SECONDS)
         yield
 
 
