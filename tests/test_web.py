@@ -459,3 +459,27 @@ def test_the_answer_is_shown_in_its_sentence(answer, sentence):
     start = text.index(answer)
     first, last = answer_sentence(text, start, start + len(answer))
     assert text[first:last] == sentence
+
+
+def test_the_page_and_the_api_share_the_answer_cache(index_dir, monkeypatch):
+    from qa_service.retrieval import search
+    from qa_service.web.app import create_app
+
+    asked = []
+    real_ask = search.ask
+
+    def counting_ask(*args, **kwargs):
+        asked.append(args[1])
+        return real_ask(*args, **kwargs)
+
+    monkeypatch.setattr(search, "ask", counting_ask)
+    client = create_app({"INDEX_DIR": str(index_dir)}).test_client()
+    pages = [client.get("/?q=What+damages+are+sought%3F&k=5") for _ in range(3)]
+    assert all(page.status_code == 200 for page in pages)
+    assert pages[0].data == pages[1].data == pages[2].data
+    api = client.post("/api/v1/ask", json={"question": "What damages are sought?", "k": 5})
+    assert api.status_code == 200
+    assert asked == ["What damages are sought?"]
+    without = create_app({"INDEX_DIR": str(index_dir), "ANSWER_CACHE_SIZE": 0}).test_client()
+    assert without.get("/?q=What+damages+are+sought%3F&k=5").data == pages[0].data
+    assert len(asked) == 2

@@ -22,7 +22,7 @@ from werkzeug.exceptions import (
 
 from qa_service.core import citations
 from qa_service.core.corpus import ARTICLE_NAME
-from qa_service.core.results import Citation, with_citation_urls
+from qa_service.core.results import Citation
 from qa_service.index.writes import (
     NotIndexable,
     WriterBusy,
@@ -30,7 +30,6 @@ from qa_service.index.writes import (
     exists,
     put_source,
 )
-from qa_service.retrieval import search
 
 from .openapi import document, json_content
 from .schemas import (
@@ -47,7 +46,7 @@ from .schemas import (
     VerifiedSchema,
     VerifyRequestSchema,
 )
-from .serving import current_generation, require_key, source_url, source_version
+from .serving import cached_answers, current_generation, require_key, source_url, source_version
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -93,20 +92,7 @@ def ask():
     unknown = [name for name in sources or () if name not in generation.sources]
     if unknown:
         raise ValidationError({"sources": [f"Unknown source: {name}" for name in unknown]})
-    # Everything that decides the body (citation URLs come from configuration, not
-    # from the request, so one body serves every client).
-    key = (
-        generation.info.name,
-        params["question"],
-        params["k"],
-        sources and tuple(sources),
-    )
-    cache = current_app.extensions["qa_answer_cache"]
-    body = cache.get(key)
-    if body is None:
-        answers = search.ask(generation, params["question"], k=params["k"], sources=sources)
-        linked = with_citation_urls(answers, lambda citation: source_url(citation, external=True))
-        body = cache.put(key, _answers.dump(linked))
+    body = cached_answers(generation, params["question"], params["k"], sources)
     return {**body, "took_ms": round((time.perf_counter() - started) * 1000, 3)}
 
 

@@ -24,12 +24,19 @@ from qa_service.core.results import (
     Span,
 )
 from qa_service.core.sentences import split_sentences
-from qa_service.retrieval import search
 from qa_service.retrieval.store import IndexUnavailable, PassageStore
 
 from .openapi import document, media_content
-from .schemas import K_DEFAULT, QUESTION_MAX_CHARS, AskQuerySchema
-from .serving import current_generation, log_index_unavailable, source_url, source_version
+from .schemas import K_DEFAULT, QUESTION_MAX_CHARS, AnswersSchema, AskQuerySchema
+from .serving import (
+    cached_answers,
+    current_generation,
+    log_index_unavailable,
+    source_url,
+    source_version,
+)
+
+_answers = AnswersSchema()
 
 blueprint = Blueprint("web", __name__)
 blueprint.add_app_template_filter(source_url)
@@ -124,7 +131,7 @@ def search_page():
     except ValidationError as exc:
         return render_template("search.html", errors=_page_errors(q, exc), **context), 422
     generation = current_generation()
-    answers = search.ask(generation, params["question"], k=params["k"])
+    answers = _answers.load(cached_answers(generation, params["question"], params["k"]))
     cite = _Citer(generation, q, params["k"])
     results = [
         ResultView(

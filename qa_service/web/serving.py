@@ -8,10 +8,12 @@ from flask import current_app, g, request, url_for
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Forbidden, Unauthorized
 
-from qa_service.core.results import Citation, SourceDocument
+from qa_service.core.results import Citation, SourceDocument, with_citation_urls
+from qa_service.retrieval import search
 from qa_service.retrieval.store import IndexUnavailable, PassageStore
 
 from .keys import ApiKey, match
+from .schemas import AnswersSchema
 
 log = logging.getLogger(__name__)
 # What clients learn when the index cannot be served: paths and causes stay in the log.
@@ -27,6 +29,27 @@ def current_generation() -> PassageStore:
     if "index_generation" not in g:
         g.index_generation = current_app.extensions["qa_index"].generation()
     return g.index_generation
+
+
+_answers = AnswersSchema()
+
+
+def cached_answers(
+    generation: PassageStore, question: str, k: int, sources: list[str] | None = None
+) -> dict:
+    """The answers to a question as the API's JSON body (citation links external): from
+    this worker's answer cache, else answered now and kept. The API and the search page
+    share it, so a page reloaded a hundred times costs one answer."""
+    # Everything that decides the body (citation URLs come from configuration, not
+    # from the request, so one body serves every client).
+    key = (generation.info.name, question, k, sources and tuple(sources))
+    cache = current_app.extensions["qa_answer_cache"]
+    body = cache.get(key)
+    if body is None:
+        answers = search.ask(generation, question, k=k, sources=sources)
+        linked = with_citation_urls(answers, lambda citation: source_url(citation, external=True))
+        body = cache.put(key, _answers.dump(linked))
+    return body
 
 
 def source_version(sha256: str) -> SourceDocument | None:
