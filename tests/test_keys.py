@@ -12,6 +12,7 @@ from support import gunicorn_server
 
 from qa_service.cli import main
 from qa_service.client import QAClient, QAClientError
+from qa_service.web import keys
 from qa_service.web.app import create_app
 from qa_service.web.keys import add_key, digest, load_keys, match
 
@@ -123,3 +124,36 @@ def test_keys_against_real_gunicorn_and_never_in_the_logs(index_dir, keys_file, 
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     assert {line.get("status") for line in lines} >= {401, 200}
     assert secrets["reader"] not in log.read_text()
+
+
+def test_keys_added_and_removed_count_without_a_restart(index_dir, keys_file, monkeypatch):
+    monkeypatch.setattr(keys, "CHECK_SECONDS", 0)
+    path, secrets = keys_file
+    app = create_app({"INDEX_DIR": str(index_dir), "API_KEYS_FILE": str(path), "READ_NEEDS_KEY": 1})
+    client = app.test_client()
+
+    def asked(secret: str) -> int:
+        return client.get("/api/v1/ask?q=Who+sued", headers={"Authorization": f"Bearer {secret}"})
+
+    assert asked(secrets["reader"]).status_code == 200
+    removed = CliRunner().invoke(main, ["keys", "remove", "reader", "--file", str(path)])
+    assert removed.exit_code == 0 and removed.output == "removed reader\n"
+    refused = asked(secrets["reader"])
+    assert refused.status_code == 401
+    assert "does not know that API key" in refused.get_json()["error"]["message"]
+    newcomer = add_key(path, "newcomer", ["read"])
+    assert asked(newcomer).status_code == 200
+    again = CliRunner().invoke(main, ["keys", "remove", "reader", "--file", str(path)])
+    assert again.exit_code == 1 and "no key named 'reader'" in again.output
+
+
+def test_a_keys_file_that_breaks_leaves_no_key_valid(keys_file, monkeypatch, caplog):
+    monkeypatch.setattr(keys, "CHECK_SECONDS", 0)
+    path, secrets = keys_file
+    ring = keys.KeysFile(path)
+    assert match(ring.current(), secrets["writer"]).name == "writer"
+    path.write_text("{not json", encoding="utf-8")
+    assert ring.current() == []
+    assert "no API key is valid until" in caplog.text
+    path.unlink()
+    assert ring.current() == []

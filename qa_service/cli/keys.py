@@ -59,3 +59,17 @@ def list_keys_command(keys_file: Path) -> None:
         raise click.ClickException(str(exc)) from exc
     for key in found:
         click.echo(f"{key.name}\t{','.join(key.scopes)}")
+
+
+@keys.command("remove")
+@click.argument("name")
+@_keys_file
+def remove_key_command(name: str, keys_file: Path) -> None:
+    """Remove the key NAME: a running service refuses it within a second."""
+    from qa_service.web.keys import remove_key
+
+    try:
+        remove_key(keys_file, name)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"removed {name}")

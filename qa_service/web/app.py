@@ -23,7 +23,7 @@ from qa_service.retrieval.store import IndexUnavailable
 
 from . import api, health, observability, openapi, pages
 from .cache import AnswerCache
-from .keys import load_keys
+from .keys import KeysFile
 from .schemas import ErrorSchema
 from .serving import INDEX_UNAVAILABLE, log_index_unavailable, require_key
 
@@ -63,10 +63,9 @@ def create_app(config: Mapping | None = None) -> Flask:
     )
     if app.config["AUDIT_LOG"]:
         _log_audit_to(app.config["AUDIT_LOG"])
-    keys_file = app.config["API_KEYS_FILE"]
-    app.extensions["qa_keys"] = load_keys(keys_file) if keys_file else []
+    app.extensions["qa_keys"] = KeysFile(app.config["API_KEYS_FILE"])
     if app.config["READ_NEEDS_KEY"]:
-        if not app.extensions["qa_keys"]:
+        if not app.extensions["qa_keys"].current():
             raise ValueError("QA_READ_NEEDS_KEY needs QA_API_KEYS_FILE with a key of scope read")
         app.before_request(_require_read_key)
     # Keyed on the index generation, so a rebuild never serves a stale answer.

@@ -65,7 +65,7 @@ def require_key(scope: str) -> ApiKey:
     secret = secret.strip()
     if scheme.lower() != "bearer" or not secret:
         raise _unauthorized("This needs an API key: send it as 'Authorization: Bearer <key>'.")
-    keys = current_app.extensions["qa_keys"]
+    keys = current_app.extensions["qa_keys"].current()
     if not keys:
         raise _unauthorized(
             "This server has no API keys: its operator makes one with `qa-service keys add`"
