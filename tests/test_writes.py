@@ -191,9 +191,14 @@ def test_add_replace_delete_each_visible_in_answers_while_reads_go_on(writable):
                                               "url": "javascript:alert(1)"}}, "desk", 422),
         ("PUT", "/api/v1/sources/b.txt", {"json": {"text": "Words.",
                                                    "url": "data:text/html,<b>x</b>"}}, "desk", 422),
+        ("PUT", "/api/v1/sources/b.txt", {"json": {"text": "Words.", "date": "last Friday"}},
+         "desk", 422),
+        ("PUT", "/api/v1/sources/b.txt", {"json": {"text": "Words.", "date": "2025-02-30"}},
+         "desk", 422),
     ],
     ids=["no-key", "read-key", "traversal", "suffix", "blank", "nul", "not-utf8", "too-big",
-         "unknown", "exists", "final-newline", "javascript-url", "data-url"],
+         "unknown", "exists", "final-newline", "javascript-url", "data-url", "date-in-words",
+         "no-such-day"],
 )  # fmt: skip
 def test_bad_writes_are_refused_and_change_nothing(writable, method, path, kwargs, key, status):
     before = sorted(p.name for p in writable["corpus"].iterdir())

@@ -18,6 +18,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from qa_service.core.citation_formats import date_parts
 from qa_service.core.corpus import ARTICLE_NAME, WEB_ADDRESS
 from qa_service.core.results import (
     AnswerPassage,
@@ -304,6 +305,12 @@ _NOT_ARTICLE_NAME = "A file name of letters, digits, '.', '_' or '-', ending .tx
 _NOT_WEB_ADDRESS = "Not an http:// or https:// address."
 
 
+def _iso_date(value: str) -> None:
+    """A date as ISO 8601 writes it (year, year-month or year-month-day), and a real one."""
+    if date_parts(value) is None:
+        raise ValidationError("An ISO 8601 date, such as 2025-01-24.")
+
+
 def _whole_match(pattern: re.Pattern, error: str):
     """A validator: the whole value matches `pattern` (validate.Regexp's "$" would also
     pass a value with a final newline, "x.txt\n"); the OpenAPI document gets the pattern
@@ -333,7 +340,10 @@ class SourceWriteSchema(Schema):
     )
     title = _metadata_field("Shown with citations; else the article's first line.")
     publisher = _metadata_field("Who published it.")
-    date = _metadata_field("When, as written by the publisher.")
+    date = fields.String(
+        validate=[validate.Length(min=1, max=2000), _iso_date],
+        metadata={"description": "When it was published: an ISO 8601 date (2025-01-24, 2025-01)."},
+    )
     url = fields.String(
         validate=[validate.Length(min=1, max=2000), _whole_match(WEB_ADDRESS, _NOT_WEB_ADDRESS)],
         metadata={
