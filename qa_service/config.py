@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 DEFAULTS = {
     "SEEDS_DIR": "seeds",
@@ -13,7 +14,7 @@ DEFAULTS = {
     "DATABASE_URL": "",
     # postgres_fdw servers on that database to spread passages over ("" for none).
     "DATABASE_SHARDS": "",
-    # API keys (qa-service keys add), stored as digests; "" for none.
+    # API keys (qa-service keys add), stored as digests; "" for keys.json in INDEX_DIR.
     "API_KEYS_FILE": "",
     # 1: the JSON API answers only requests with a key of scope "read" (and the pages none).
     "READ_NEEDS_KEY": 0,
@@ -81,3 +82,9 @@ def load_config(overrides: Mapping | None = None) -> dict:
             config[key] = value
     config.update(overrides or {})
     return config
+
+
+def keys_path(config: Mapping) -> Path:
+    """Where the API keys are kept: API_KEYS_FILE, else keys.json in the index folder (so
+    `qa-service keys add` and the server find the same file with no setting)."""
+    return Path(config["API_KEYS_FILE"] or Path(config["INDEX_DIR"]) / "keys.json")

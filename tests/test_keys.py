@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 
 import httpx
@@ -12,6 +13,7 @@ from support import gunicorn_server
 
 from qa_service.cli import main
 from qa_service.client import QAClient, QAClientError
+from qa_service.index import build_index
 from qa_service.web import keys
 from qa_service.web.app import create_app
 from qa_service.web.keys import add_key, digest, load_keys, match
@@ -98,7 +100,7 @@ def test_a_key_sent_to_a_server_without_keys_is_told_so(index_dir):
     )
     assert sent.status_code == 401
     message = sent.get_json()["error"]["message"]
-    assert "no API keys" in message and "QA_API_KEYS_FILE" in message
+    assert "no API keys yet" in message and "qa-service keys add" in message
     unsent = client.post("/api/v1/sources", json={"name": "a.txt", "text": "Words."})
     assert unsent.status_code == 401 and "send it as" in unsent.get_json()["error"]["message"]
 
@@ -157,3 +159,27 @@ def test_a_keys_file_that_breaks_leaves_no_key_valid(keys_file, monkeypatch, cap
     assert "no API key is valid until" in caplog.text
     path.unlink()
     assert ring.current() == []
+
+
+def test_the_readme_keys_recipe_works_with_no_setting(seeds_dir, tmp_path, monkeypatch):
+    # keys add → the server → sources add → ask, sharing keys.json in the index folder.
+    corpus, index = tmp_path / "seeds", tmp_path / "index"
+    shutil.copytree(seeds_dir, corpus)
+    build_index(corpus, index)
+    monkeypatch.delenv("QA_API_KEYS_FILE", raising=False)
+    runner = CliRunner()
+    environment = {"QA_INDEX": str(index), "QA_SEEDS": str(corpus)}
+    added = runner.invoke(main, ["keys", "add", "desk", "--scope", "write"], env=environment)
+    assert added.exit_code == 0, added.output
+    assert (index / "keys.json").is_file()
+    note = tmp_path / "note.txt"
+    note.write_text("Harbour lights\n\nThe port switched off its 140 harbour lights.\n")
+    with gunicorn_server(index, tmp_path / "gunicorn.log", QA_SEEDS=str(corpus)) as url:
+        written = runner.invoke(
+            main,
+            ["sources", "add", str(note)],
+            env={**environment, "QA_URL": url, "QA_API_KEY": added.output.strip()},
+        )
+        assert written.exit_code == 0, written.output
+        answer = httpx.post(url + "/api/v1/ask", json={"question": "How many harbour lights?"})
+        assert answer.json()["passages"][0]["citation"]["source"] == "note.txt"

@@ -17,7 +17,7 @@ from werkzeug.exceptions import (
 )
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from qa_service.config import load_config
+from qa_service.config import keys_path, load_config
 from qa_service.index import IndexHandle, configured_engine
 from qa_service.retrieval.store import IndexUnavailable
 
@@ -63,10 +63,13 @@ def create_app(config: Mapping | None = None) -> Flask:
     )
     if app.config["AUDIT_LOG"]:
         _log_audit_to(app.config["AUDIT_LOG"])
-    app.extensions["qa_keys"] = KeysFile(app.config["API_KEYS_FILE"])
+    app.extensions["qa_keys"] = KeysFile(keys_path(app.config))
     if app.config["READ_NEEDS_KEY"]:
         if not app.extensions["qa_keys"].current():
-            raise ValueError("QA_READ_NEEDS_KEY needs QA_API_KEYS_FILE with a key of scope read")
+            raise ValueError(
+                f"QA_READ_NEEDS_KEY needs a key of scope read in {keys_path(app.config)}"
+                " (qa-service keys add, or QA_API_KEYS_FILE)"
+            )
         app.before_request(_require_read_key)
     # Keyed on the index generation, so a rebuild never serves a stale answer.
     app.extensions["qa_answer_cache"] = AnswerCache(

@@ -91,13 +91,15 @@ class KeysFile:
     """A keys file as a running service reads it: loaded at start (a bad file stops the
     start), then again whenever it changes, looked at most every CHECK_SECONDS.
 
-    A file that goes missing or cannot be read any more leaves no key valid (and says
-    so in the log): a removed key must never stay usable because its file broke.
+    A file not made yet holds no key. One that goes missing or cannot be read any more
+    leaves no key valid (and says so in the log): a removed key must never stay usable
+    because its file broke.
     """
 
     def __init__(self, path: Path | str | None):
         self.path = Path(path) if path else None
-        self._keys = load_keys(self.path) if self.path else []
+        # No file yet is no key yet: `qa-service keys add` makes it, and it counts then.
+        self._keys = load_keys(self.path) if self.path and self.path.exists() else []
         self._seen = self._signature()
         self._checked_at = time.monotonic()
         self._lock = threading.Lock()
@@ -124,7 +126,7 @@ class KeysFile:
             if signature != self._seen:
                 self._seen = signature
                 try:
-                    self._keys = load_keys(self.path)
+                    self._keys = load_keys(self.path) if signature is not None else []
                 except (OSError, ValueError) as exc:
                     log.error("no API key is valid until %s is fixed: %s", self.path, exc)
                     self._keys = []

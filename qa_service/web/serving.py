@@ -68,8 +68,8 @@ def require_key(scope: str) -> ApiKey:
     keys = current_app.extensions["qa_keys"].current()
     if not keys:
         raise _unauthorized(
-            "This server has no API keys: its operator makes one with `qa-service keys add`"
-            " and starts it with QA_API_KEYS_FILE naming that file.",
+            "This server has no API keys yet: its operator makes one with"
+            " `qa-service keys add NAME --scope write`.",
             error="invalid_token",
         )
     key = match(keys, secret)
