@@ -69,6 +69,12 @@ def hidden_passages(hidden: Mapping[str, tuple[int, int]]) -> int:
     return sum(end - start for start, end in hidden.values())
 
 
+def served_passages(base_passages: int, hidden: Mapping[str, tuple[int, int]], layer: int) -> int:
+    """How many passages a layered generation serves: the base's it does not hide, and
+    the layer's own."""
+    return base_passages - hidden_passages(hidden) + layer
+
+
 def idf_shift(base_passages: int, layer_passages: int) -> float:
     """What a term only the base holds gains in idf over base and layer together (one more ln)."""
     return math.log((base_passages + layer_passages) / max(base_passages, 1))
@@ -86,14 +92,14 @@ def _differs(article: Article, indexed: SourceDocument | None) -> bool:
     return now != (indexed.sha256, indexed.title, indexed.publisher, indexed.date, indexed.url)
 
 
-def surroundings(base: PassageStore) -> Surroundings:
-    """The base's figures, for scoring a layer's passages as part of the whole corpus."""
+def surroundings(base: PassageStore, base_idf: Mapping[str, float]) -> Surroundings:
+    """The base's figures, for scoring a layer's passages as part of the whole corpus
+    (`base_idf`: the base's idf of the layer's terms, as `base.terms` gives it)."""
     count = base.info.passage_count
 
     def document_frequency(terms: Sequence[str]) -> np.ndarray:
         # idf = ln(N / (df + 1)) + 1, inverted; a term the base lacks has max_idf: df 0.
-        known = base.terms(terms).idf
-        idf = np.array([known[term] for term in terms], dtype=np.float64)
+        idf = np.array([base_idf[term] for term in terms], dtype=np.float64)
         return np.maximum(np.rint(count / np.exp(idf - 1) - 1), 0).astype(np.int64)
 
     return Surroundings(count, base.info.mean_length, document_frequency)
@@ -207,9 +213,10 @@ class LayeredStore:
             return Candidates(best, [])
         if in_layer is None or in_layer:
             found = self.layer.candidates(Query((), query.vector, in_layer), limit).by_meaning
-            nearest += [p + self._base_count for p in found]
-        reads = self.features(nearest, query.vector)
-        nearest.sort(key=lambda p: (-reads[p].similarity, p))
+            if found:  # each part's come best first: only the two together need ordering
+                nearest += [p + self._base_count for p in found]
+                reads = self.features(nearest, query.vector)
+                nearest.sort(key=lambda p: (-reads[p].similarity, p))
         return Candidates(best, nearest[:limit])
 
     def features(

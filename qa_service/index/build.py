@@ -143,8 +143,8 @@ def update_index(
             name = engine.publish(prepared, content_hash)
             return BuildReport(name, True, len(articles), len(prepared.passages))
         name = engine.publish(prepared, content_hash, Layer(base.info.name, hidden))
-    visible = base.info.passage_count - layered.hidden_passages(hidden)
-    return BuildReport(name, True, len(articles), visible + len(prepared.passages))
+    served = layered.served_passages(base.info.passage_count, hidden, len(prepared.passages))
+    return BuildReport(name, True, len(articles), served)
 
 
 def _articles(seeds_dir: Path | str) -> list[Article]:
@@ -184,9 +184,11 @@ def prepare_layer(
     if len(passages) > max_passages:
         return None
     tokens = [passage_tokens(passage) for passage in passages]
-    postings = build_postings(tokens, surroundings=layered.surroundings(base))
+    # The base's idf of the layer's terms, read once (for their BM25 over the whole corpus
+    # and for the links); the linked base passages' other terms as they come.
+    in_base = base.terms(list(dict.fromkeys(t.term for each in tokens for t in each))).idf
+    postings = build_postings(tokens, surroundings=layered.surroundings(base, in_base))
     shift = layered.idf_shift(base.info.passage_count, len(passages))
-    in_base = base.terms(postings.vocabulary).idf  # read together; the linked passages' later
 
     def idf(term: str) -> float:
         if term not in in_base:

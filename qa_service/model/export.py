@@ -44,7 +44,7 @@ def export_encoder(folder: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="qa-encoder-") as scratch:
         float_model = Path(scratch) / "float.onnx"
         onnx.save(_bert_graph(load_file(str(model_dir / "model.safetensors"))), float_model)
-        with _root_logger_quiet():
+        with root_logger_quiet():
             quantize_dynamic(
                 float_model, folder / ENCODER_FILE, per_channel=True, weight_type=QuantType.QInt8
             )
@@ -52,7 +52,7 @@ def export_encoder(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def _root_logger_quiet():
+def root_logger_quiet():
     """Hold back records up to warnings: the quantiser logs every tensor it passes
     over, and advice on model pre-processing, on the root logger."""
     previous = logging.root.manager.disable

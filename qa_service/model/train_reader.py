@@ -167,7 +167,7 @@ def export(model, folder: Path) -> None:
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from qa_service.model.export import _root_logger_quiet
+    from qa_service.model.export import root_logger_quiet
 
     model.eval()
     example = torch.ones((1, 8), dtype=torch.int64)
@@ -184,7 +184,7 @@ def export(model, folder: Path) -> None:
             opset_version=17,
             dynamo=False,
         )  # fmt: skip
-        with _root_logger_quiet():
+        with root_logger_quiet():
             quantize_dynamic(
                 float_model, folder / READER_FILE, per_channel=True, weight_type=QuantType.QInt8
             )

@@ -52,7 +52,6 @@ blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
 _ask_request = AskRequestSchema()
 _ask_query = AskQuerySchema()
-_answers = AnswersSchema()
 _source_list = SourceListSchema()
 _source_document = SourceDocumentSchema()
 _source_query = SourceQuerySchema()

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 
 from qa_service.core.results import SourceDocument
 from qa_service.engines.generations import GENERATIONS_KEPT, generation_name
-from qa_service.engines.layered import LayeredStore, full_build_of, hidden_passages
+from qa_service.engines.layered import LayeredStore, full_build_of, served_passages
 from qa_service.retrieval.store import (
     SHA256,
     VERSIONS_DAYS,
@@ -135,7 +135,7 @@ class PostgresEngine:
                 ).fetchone()
                 if base is None:
                     raise ValueError(f"no full build {layer.base} to lay a layer over")
-                passages += base[0] - hidden_passages(layer.hidden)
+                passages = served_passages(base[0], layer.hidden, passages)
             shards = [shard_url(connection, server) for server in self.shards]
             try:
                 create_tables(connection, schema, self.shards, shards)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from qa_service.core.results import SourceDocument
 from qa_service.engines import generations
-from qa_service.engines.layered import LayeredStore, full_build_of, hidden_passages
+from qa_service.engines.layered import LayeredStore, full_build_of, served_passages
 from qa_service.retrieval.store import SHA256, VERSIONS_DAYS, Layer, PassageStore, PreparedIndex
 
 from .generation import open_folder, open_whoosh
@@ -66,7 +66,7 @@ class WhooshEngine:
             if base is None or base.get("layer"):
                 raise ValueError(f"no full build {layer.base} to lay a layer over")
             held = [s["sha256"] for s in base["sources"] if s["name"] not in layer.hidden]
-            passages += base["passages"] - hidden_passages(layer.hidden)
+            passages = served_passages(base["passages"], layer.hidden, passages)
         with generations.new_generation(self.index_dir, corpus_hash) as (folder, name):
             write(folder, prepared, encoder=layer is None)
             manifest = {
