@@ -40,8 +40,8 @@ DEFAULTS = {
     "PUBLIC_URL": "",
     # Host names the service answers to, comma-separated ("" for any): others get 400.
     "TRUSTED_HOSTS": "",
-    # Questions the home page offers as examples, separated by "|" ("" for none): only
-    # someone who knows the articles can say which questions they answer.
+    # Questions the home page offers as examples, separated by "|" (""): the folder's
+    # about.toml, else questions drawn from the articles that the service answers.
     "EXAMPLE_QUESTIONS": "",
 }
 # Environment variable -> setting.

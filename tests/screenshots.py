@@ -21,14 +21,6 @@ PAGES = {
     "results": f"/?q={QUESTION}&k=3",
     "source": f"/sources/001_d2a1e9c52261be42.txt?start=1093&end=1271&q={QUESTION}&k=3#cited",
 }
-# Example questions for the seeds, as a deployment of them would configure them.
-EXAMPLES = "|".join(
-    [
-        "What damages are sought?",
-        "When did LinkedIn update its privacy policy?",
-        "Is a jury trial requested?",
-    ]
-)
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "mobile": {"width": 375, "height": 740}}
 
 
@@ -38,7 +30,7 @@ def main() -> int:
         index_dir = Path(folder) / "index"
         build_index(ROOT / "seeds", index_dir)
         log_path = Path(folder) / "gunicorn.log"
-        settings = {"QA_BACKEND": "whoosh", "QA_EXAMPLE_QUESTIONS": EXAMPLES}
+        settings = {"QA_BACKEND": "whoosh"}
         with (
             gunicorn_server(index_dir, log_path, **settings) as url,
             sync_playwright() as playwright,

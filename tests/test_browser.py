@@ -14,6 +14,7 @@ from playwright.sync_api import expect, sync_playwright
 from support import ROOT, gunicorn_server, launch_chromium
 
 from qa_service.core.citation_formats import reader_date
+from qa_service.core.corpus import read_about
 from qa_service.index import build_index
 
 AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
@@ -274,14 +275,17 @@ def test_home_page_summarises_the_articles_and_offers_examples(described_page):
     expect(page.locator(".answer-box strong.answer")).to_be_visible()
 
 
-def test_home_page_without_metadata_or_examples_says_so(page):
+def test_home_page_without_metadata_says_so_and_offers_the_folders_examples(page):
     page.goto("/")
     assert facts(page) == {
         "Articles": "5 · list them",
         "Publishers": "not recorded",
         "Dates": "not recorded",
     }
-    expect(page.locator(".examples")).to_have_count(0)
+    about = read_about(ROOT / "seeds")  # the seeds' about.toml
+    expect(page.locator("p.about")).to_have_text(about.about)
+    expect(page.locator(".examples li a")).to_have_text(list(about.examples))
+    expect(page.locator("#q")).to_have_attribute("placeholder", about.examples[0])
     page.locator(".facts a").click()
     expect(page.locator(".sources li")).to_have_count(5)
 

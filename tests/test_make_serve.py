@@ -47,6 +47,9 @@ def test_make_serve_answers_from_the_folder_it_is_given(tmp_path, how):
         cited = answer.json()["passages"][0]["citation"]
         assert cited["source"] == "harbour.txt"
         assert (index / "current").exists()
+        # The home page orients a reader on this folder too, with no configuration.
+        home = httpx.get(url + "/").text
+        assert '<p class="about">' in home and 'id="examples-heading"' in home
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import re
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,3 +123,46 @@ def derive_title(text: str) -> str:
     if len(opening) <= TITLE_MAX_CHARS:
         return opening.rstrip(".")
     return opening[:TITLE_MAX_CHARS].rsplit(" ", 1)[0] + "…"
+
+
+# What a folder may say of itself (a reader's first look at the search page): a TOML file
+# beside the articles, neither an article nor any article's sidecar.
+ABOUT_FILE = "about.toml"
+ABOUT_MAX_BYTES = 64 * 1024
+ABOUT_EXAMPLES_MAX = 10
+
+
+@dataclass(frozen=True)
+class FolderAbout:
+    """What the folder's about.toml says: a line on the articles, and questions they answer."""
+
+    about: str | None = None
+    examples: tuple[str, ...] = ()
+
+
+def read_about(folder: Path | str) -> FolderAbout:
+    """The folder's about.toml (`about = "…"`, `examples = ["…?", …]`), if it has a usable one."""
+    path = Path(folder) / ABOUT_FILE
+    try:
+        with open(path, "rb") as file:
+            raw = file.read(ABOUT_MAX_BYTES + 1)
+    except OSError:  # none (the usual case), or unreadable
+        return FolderAbout()
+    try:
+        if len(raw) > ABOUT_MAX_BYTES:
+            raise ValueError(f"larger than {ABOUT_MAX_BYTES} bytes")
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, ValueError) as exc:
+        log.warning("ignoring %s: %s", path, exc)
+        return FolderAbout()
+    about, examples = data.get("about"), data.get("examples", [])
+    if not isinstance(examples, list):
+        examples = []
+    return FolderAbout(
+        about=" ".join(about.split()) or None if isinstance(about, str) else None,
+        examples=tuple(
+            " ".join(question.split())
+            for question in examples[:ABOUT_EXAMPLES_MAX]
+            if isinstance(question, str) and question.strip()
+        ),
+    )

@@ -3,35 +3,32 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import cached_property
 from itertools import groupby, pairwise
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, current_app, render_template, request, url_for
+from flask import Blueprint, abort, render_template, request, url_for
 from marshmallow import ValidationError
 
-from qa_service.core.citation_formats import FORMATS, Reference, date_parts, line_range, reader_date
+from qa_service.core.citation_formats import FORMATS, Reference, line_range, reader_date
 from qa_service.core.results import (
     AnswerPassage,
     Answers,
     Citation,
     Conflict,
     SourceDocument,
-    SourceInfo,
     Span,
 )
 from qa_service.core.sentences import split_sentences
-from qa_service.retrieval.store import IndexUnavailable, PassageStore
+from qa_service.retrieval.store import PassageStore
 
+from .home import PLACEHOLDER, PUBLISHERS_SHOWN, home_page
 from .openapi import document, media_content
 from .schemas import K_DEFAULT, QUESTION_MAX_CHARS, AnswersSchema, AskQuerySchema
 from .serving import (
     cached_answers,
     current_generation,
-    log_index_unavailable,
     source_url,
     source_version,
 )
@@ -47,8 +44,6 @@ _HTML = {
     "200": media_content("text/html", "HTML page"),
     "default": media_content("text/html", "HTML error page"),
 }
-# Publishers the home page names before it says "and N more".
-PUBLISHERS_SHOWN = 6
 # After a highlighted word, an apostrophe and one of these make another word: "won't" is not "won".
 _CONTRACTION = re.compile(r"['’](?:t|ll|re|ve|d|m)\b", re.IGNORECASE)
 _WORD_CHAR = re.compile(r"\w")
@@ -98,31 +93,20 @@ class AnswerView:
     also_reported_by: list[CitationView]  # one per other source
 
 
-@dataclass(frozen=True)
-class CorpusSummary:
-    """What the home page says the articles are: how many, from whom, from when."""
-
-    sources: int
-    publishers: list[str]  # most articles first
-    without_publisher: int
-    first_date: str | None
-    last_date: str | None
-    without_date: int  # no date, or one that is not ISO 8601
-
-
 @blueprint.route("/")
 @document(get={"summary": "Search page (HTML)", "responses": _HTML})
 def search_page():
     """The question form and, when the URL carries a question, its results."""
     q = request.args.get("q", "")
-    context = {"q": q, "k": request.args.get("k", K_DEFAULT), "max_chars": QUESTION_MAX_CHARS}
+    context = {
+        "q": q,
+        "k": request.args.get("k", K_DEFAULT),
+        "max_chars": QUESTION_MAX_CHARS,
+        "placeholder": PLACEHOLDER,
+    }
     if "q" not in request.args:
         return render_template(
-            "search.html",
-            corpus=_corpus_summary(),
-            examples=example_questions(current_app.config["EXAMPLE_QUESTIONS"]),
-            publishers_shown=PUBLISHERS_SHOWN,
-            **context,
+            "search.html", home=home_page(), publishers_shown=PUBLISHERS_SHOWN, **context
         )
     try:
         params = _ask_query.load(
@@ -161,48 +145,6 @@ def _page_errors(q: str, exc: ValidationError) -> list[str]:
     return [
         f"{field}: {message}" for field, messages in exc.messages.items() for message in messages
     ]
-
-
-def example_questions(setting: str | Iterable[str]) -> list[str]:
-    """The configured example questions ("a?|b?" or a list), blanks left out."""
-    questions = setting.split("|") if isinstance(setting, str) else setting
-    return [question.strip() for question in questions if question.strip()]
-
-
-def _corpus_summary() -> CorpusSummary | None:
-    """The current generation's summary, made once per generation; None without an index.
-
-    The search form still works for the reader to try when the index is away.
-    """
-    try:
-        generation = current_generation()
-    except IndexUnavailable as exc:
-        log_index_unavailable(exc)
-        return None
-    # Reading every source is dear on PostgreSQL (their texts come along): once per worker
-    # and generation, which never changes under its name.
-    cached = current_app.extensions.get("qa_corpus_summary")
-    if cached is None or cached[0] != generation.info.name:
-        cached = (generation.info.name, summarize_corpus(generation.sources.values()))
-        current_app.extensions["qa_corpus_summary"] = cached
-    return cached[1]
-
-
-def summarize_corpus(sources: Iterable[SourceInfo]) -> CorpusSummary:
-    """How many articles, their publishers by count, and the span of their dates."""
-    sources = list(sources)
-    publishers = Counter(source.publisher for source in sources if source.publisher)
-    dated = sorted(
-        (parts, source.date) for source in sources if (parts := date_parts(source.date)) is not None
-    )
-    return CorpusSummary(
-        sources=len(sources),
-        publishers=[name for name, _ in sorted(publishers.items(), key=lambda p: (-p[1], p[0]))],
-        without_publisher=sum(not source.publisher for source in sources),
-        first_date=reader_date(dated[0][1]) if dated else None,
-        last_date=reader_date(dated[-1][1]) if dated else None,
-        without_date=len(sources) - len(dated),
-    )
 
 
 class _Citer:
