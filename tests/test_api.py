@@ -34,7 +34,7 @@ def test_post_ask_returns_the_contract(client, seed_texts):
     passage = body["passages"][0]
     assert list(passage) == [
         "id", "rank", "score", "text", "answer", "highlights", "citation", "corroborated_by",
-        "conflicts",
+        "conflicts", "context_before",
     ]  # fmt: skip
     citation = passage["citation"]
     offsets = ["start", "end", "byte_start", "byte_end", "line_start", "line_end"]
@@ -49,6 +49,13 @@ def test_post_ask_returns_the_contract(client, seed_texts):
         f"&version={citation['sha256']}#cited"
     )
     assert "$1,000" in passage["text"]
+    # The sentence before the passage, quoted exactly, ending before the passage starts.
+    for cited in body["passages"]:
+        before = cited["context_before"]
+        text = seed_texts[cited["citation"]["source"]]
+        assert before is None or text[before["start"] : before["end"]] == before["text"]
+        assert before is None or before["end"] <= cited["citation"]["start"]
+    assert any(cited["context_before"] for cited in body["passages"])
     AnswersSchema().load(body)  # the body loads back through the documented schema
 
 

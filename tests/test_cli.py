@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import click
 import pytest
 from click.testing import CliRunner
 from support import free_port
@@ -170,11 +171,28 @@ def _passage(**fields) -> AnswerPassage:
             "Did you mean: zebra quay\n\nNo passage matches this question.",
         ),
         (Answers("zzyzx", False, 1.0, []), "No passage matches this question."),
+        (
+            Answers("How much?", True, 1.0, [_passage(
+                context_before=AnswerSpan("The council met on Monday.", 0, 26))]),
+            "1. 12 million euros\n"
+            "   : The council met on Monday.\n"
+            "   | The repairs cost 12 million euros.\n"
+            "   — Harbour Wall (a.txt, characters 10–60, line 3)",
+        ),
     ],
-    ids=["plain", "corroborated", "conflict", "respelt-unanswerable", "respelt-nothing", "nothing"],
+    ids=[
+        "plain", "corroborated", "conflict", "respelt-unanswerable", "respelt-nothing", "nothing",
+        "context",
+    ],
 )  # fmt: skip
 def test_plain_text_shows_every_part_of_an_answer(answers, expected):
-    assert format_answers(answers) == expected
+    assert click.unstyle(format_answers(answers)) == expected
+
+
+def test_the_context_before_a_passage_is_dimmed():
+    context = AnswerSpan("The council met on Monday.", 0, 26)
+    shown = format_answers(Answers("How much?", True, 1.0, [_passage(context_before=context)]))
+    assert click.style("   : The council met on Monday.", dim=True) in shown
 
 
 def test_eval_works_from_another_folder(

@@ -64,6 +64,21 @@ def test_results_show_rank_marks_answer_and_a_citation_link(client, seed_texts):
     assert html.unescape(cited.group(1)) == seed_texts[name][int(start) : int(end)]
 
 
+def test_each_result_shows_the_sentence_before_it_as_context(client):
+    question = {"q": "Which court is the case filed in?", "k": 3}
+    page = client.get("/", query_string=question).get_data(as_text=True)
+    api = client.get("/api/v1/ask", query_string=question).get_json()
+    shown = re.findall(
+        r'<li class="result">.*?(?:<p class="context-before"><span class="visually-hidden">'
+        r"Before it in the article: </span>(.*?)</p>)?\s*<blockquote",
+        page,
+        re.S,
+    )
+    expected = [(p["context_before"] or {"text": ""})["text"] for p in api["passages"]]
+    assert [html.unescape(text) for text in shown] == expected
+    assert any(expected)
+
+
 def test_a_script_in_the_question_is_escaped(client):
     page = client.get("/", query_string={"q": "<script>alert(1)</script> damages"}).get_data(
         as_text=True

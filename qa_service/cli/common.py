@@ -147,7 +147,11 @@ def format_answers(answers: Answers) -> str:
         lines += ["The articles hold no answer; closest passages:", ""]
     for passage in answers.passages:
         lines.append(f"{passage.rank}. {passage.answer.text}")
-        if passage.answer.text != passage.text:
+        if passage.context_before:
+            # Dimmed on a terminal (click.echo drops the styling elsewhere): not the answer.
+            context = textwrap.fill(passage.context_before.text, 88)
+            lines.append(click.style(textwrap.indent(context, "   : "), dim=True))
+        if passage.answer.text != passage.text or passage.context_before:
             lines.append(textwrap.indent(textwrap.fill(passage.text, 88), "   | "))
         lines.append(f"   — {_cited(passage.citation)}")
         lines += [f"   also reported by {_cited(other)}" for other in passage.corroborated_by]

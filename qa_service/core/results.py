@@ -69,6 +69,9 @@ class AnswerPassage:
     # Passages in other sources that state the same fact (copies folded in here).
     corroborated_by: list[Citation] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
+    # The sentence before the passage in its source (so "both cases" has a referent),
+    # quoted exactly; None at the start of the source.
+    context_before: AnswerSpan | None = None
 
 
 @dataclass(frozen=True)

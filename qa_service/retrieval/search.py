@@ -20,6 +20,8 @@ from .store import CandidateFeatures, PassageStore, Query
 
 # How many passages each first stage (BM25, nearest by meaning) hands to the second.
 CANDIDATES = 50
+# The most of the sentence before a passage that comes with it as its context.
+CONTEXT_MAX_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -145,9 +147,11 @@ def ask(
         [c.features for c in found],
         [c.score for c in found],
     )
-    # The passages the results cite besides their own (corroborations, conflicts), read at once.
+    # The passages the results cite besides their own (corroborations, conflicts) and the
+    # ones before them (their context), read at once.
     linked = generation.passages(
         [link.other for candidate in ranked for link in candidate.read.links]
+        + [candidate.position - 1 for candidate in ranked if candidate.position > 0]
     )
     passages = [
         _answer_passage(generation, candidate, rank, analysed, linked)
@@ -201,7 +205,21 @@ def _answer_passage(
         citation=_citation(generation, passage),
         corroborated_by=_corroborations(generation, links, linked),
         conflicts=_conflicts(generation, links, linked),
+        context_before=_context_before(source.text, passage, linked.get(candidate.position - 1)),
     )
+
+
+def _context_before(text: str, passage: Passage, previous: Passage | None) -> AnswerSpan | None:
+    """The last sentence of the passage before, when it comes before in the same source."""
+    if previous is None or previous.source != passage.source or previous.end > passage.start:
+        return None
+    start, end = previous.sentences[-1]
+    if end - start > CONTEXT_MAX_CHARS:
+        # A long sentence's end is what leads into the passage: from a word's start.
+        start = end - CONTEXT_MAX_CHARS
+        while start < end and not text[start - 1].isspace():
+            start += 1
+    return AnswerSpan(text=text[start:end], start=start, end=end) if start < end else None
 
 
 def _corroborations(generation, links, linked: dict[int, Passage]) -> list[Citation]:

@@ -176,6 +176,15 @@ class AnswerPassageSchema(ResponseSchema):
         load_default=list,
         metadata={"description": "Where another source gives a different date or amount."},
     )
+    context_before = fields.Nested(
+        AnswerSpanSchema,
+        allow_none=True,
+        load_default=None,
+        metadata={
+            "description": "The sentence before the passage in its source, for what the "
+            "passage refers to (at most 300 characters, its end); null at the source's start."
+        },
+    )
 
     @post_load
     def _make(self, data, **kwargs):
