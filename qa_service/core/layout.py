@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from .tables import Line, Table, find_table
+
 # Hard-wrapped text is wrapped at 60-100 columns; one-paragraph-a-line text
 # (news) has lines of any length, so a block with a longer line is not wrapped.
 MAX_WRAP_COLUMNS = 100
@@ -78,14 +80,16 @@ class LineKind(enum.Enum):
     # update", "preinst") or a phrase broken off by them ("followed by").
     FRAGMENT = "fragment"
     PROSE = "prose"
+    ROW = "row"  # a table's row: one statement, read under its header (tables.py)
 
 
 class Paragraph(NamedTuple):
-    """A span of article text to split into sentences, or a heading kept whole."""
+    """A span of article text to split into sentences, or a heading or table row kept whole."""
 
     start: int
     end: int
     heading: bool = False
+    row: bool = False
 
 
 def paragraph_spans(text: str, *, boilerplate: frozenset[str] = frozenset()) -> Iterator[Paragraph]:
@@ -104,18 +108,26 @@ def paragraph_spans(text: str, *, boilerplate: frozenset[str] = frozenset()) -> 
     for line in logical_lines(text):
         content = text[line.start : line.end]
         key = line_key(content)
-        if line.kind not in (LineKind.PROSE, LineKind.HEADING) or key in boilerplate or key in seen:
-            # A repeated line is a teaser or caption, not a second statement.
+        wanted = (LineKind.PROSE, LineKind.HEADING, LineKind.ROW)
+        # A repeated line is a teaser or caption, not a second statement; a table's row
+        # is one under its own header ("| 2 | yes |" in two tables says two things).
+        repeated = key in seen and line.kind is not LineKind.ROW
+        if line.kind not in wanted or key in boilerplate or repeated:
             if current:
                 yield Paragraph(*current)
                 current = None
             continue
         seen.add(key)
-        if line.kind is LineKind.HEADING:
+        if line.kind in (LineKind.HEADING, LineKind.ROW):
             if current:
                 yield Paragraph(*current)
                 current = None
-            yield Paragraph(line.start, line.end, heading=True)
+            yield Paragraph(
+                line.start,
+                line.end,
+                heading=line.kind is LineKind.HEADING,
+                row=line.kind is LineKind.ROW,
+            )
             continue
         if current and _continues(previous_line, content, line.after_blank):
             current = (current[0], line.end)
@@ -238,8 +250,18 @@ class _Line(NamedTuple):
 def logical_lines(text: str) -> Iterator[_Line]:
     """Yield the logical lines of text, trimmed and classified, in order."""
     for block_number, block in enumerate(_blocks(text)):
-        for line_number, line in enumerate(_join_wrapped(text, block)):
+        table = find_table(text, [Line(*line) for line in block])
+        lines = _table_lines(table) if table else _join_wrapped(text, block)
+        for line_number, line in enumerate(lines):
             yield line._replace(after_blank=line_number == 0 and block_number > 0)
+
+
+def _table_lines(table: Table) -> Iterator[_Line]:
+    """A table's header as a heading (it names the columns), then each row."""
+    if table.header:
+        yield _Line(*table.header, LineKind.HEADING)
+    for row in table.rows:
+        yield _Line(*row, LineKind.ROW)
 
 
 def _blocks(text: str) -> Iterator[list[tuple[int, int, int]]]:

@@ -69,8 +69,9 @@ def split_passages(
     locator = _Locator(text)
     passages = []
     for paragraph in paragraph_spans(text, boilerplate=boilerplate):
-        if paragraph.heading:
-            # A heading is one statement; its own full stops ("U.S. Sues") split nothing.
+        if paragraph.heading or paragraph.row:
+            # A heading or a table's row is one statement; its own full stops ("U.S.
+            # Sues", "v1.2") split nothing.
             sentences = [(paragraph.start, paragraph.end)]
         else:
             sentences = split_sentences(text, paragraph.start, paragraph.end)

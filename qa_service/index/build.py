@@ -28,6 +28,7 @@ import numpy as np
 from qa_service.core.corpus import Article, read_corpus
 from qa_service.core.corroboration import link_passages
 from qa_service.core.passages import Passage, repeated_lines, split_passages
+from qa_service.core.tables import header_of_row
 from qa_service.engines import engine_for, layered
 from qa_service.engines.generations import INDEX_FORMAT
 from qa_service.retrieval.analysis import ANALYSIS_VERSION, passage_tokens
@@ -53,6 +54,7 @@ CONTENT_MODULES = (
     "qa_service.core.layout",
     "qa_service.core.passages",
     "qa_service.core.sentences",
+    "qa_service.core.tables",
     "qa_service.retrieval.analysis",
     "qa_service.retrieval.nearest",
     "qa_service.retrieval.postings",
@@ -163,7 +165,7 @@ def prepare(articles: list[Article]) -> PreparedIndex:
     postings = build_postings(tokens)
     fallback = math.log(len(passages)) + 1
     links = link_passages(passages, tokens, lambda term: postings.idf_of(term, fallback))
-    vectors, sentence_vectors = _embeddings(passages)
+    vectors, sentence_vectors = _embeddings(passages, articles)
     return PreparedIndex(sources, passages, postings, links, vectors, sentence_vectors, boilerplate)
 
 
@@ -196,7 +198,7 @@ def prepare_layer(
         return postings.idf_of(term, in_base[term] + shift)
 
     links = layered.layer_links(passages, tokens, idf, base, hidden)
-    vectors, sentence_vectors = _embeddings(passages)
+    vectors, sentence_vectors = _embeddings(passages, articles)
     return PreparedIndex(sources, passages, postings, links, vectors, sentence_vectors, boilerplate)
 
 
@@ -226,12 +228,17 @@ def _split(
     return sources, passages
 
 
-def _embeddings(passages: list[Passage]):
+def _embeddings(passages: list[Passage], articles: list[Article]):
     """The vector index of the passages and the vectors of their sentences, in turn."""
-    sentences = [p.text[s - p.start : e - p.start] for p in passages for s, e in p.sentences]
+    meant = _as_meant(passages, {article.name: article.text for article in articles})
+    sentences = [
+        meant[i] if len(p.sentences) == 1 else p.text[s - p.start : e - p.start]
+        for i, p in enumerate(passages)
+        for s, e in p.sentences
+    ]
     # Most passages are one sentence, and documentation repeats itself: each
     # distinct text is encoded once (the encoder is most of a build's time).
-    texts = list(dict.fromkeys([*(p.text for p in passages), *sentences]))
+    texts = list(dict.fromkeys([*meant, *sentences]))
     if not texts:  # a layer that only hides articles
         empty = np.zeros((0, DIMENSIONS), dtype=np.float32)
         return build_vector_index(empty), empty
@@ -240,9 +247,22 @@ def _embeddings(passages: list[Passage]):
     vectors = SentenceEncoder(MODEL_DIR).encode(texts, threads=os.cpu_count() or 1)
     log.info("encoded %d distinct texts in %.1f s", len(texts), time.perf_counter() - started)
     return (
-        build_vector_index(vectors[[row[p.text] for p in passages]]),
+        build_vector_index(vectors[[row[text] for text in meant]]),
         vectors[[row[text] for text in sentences]],
     )
+
+
+def _as_meant(passages: list[Passage], texts: Mapping[str, str]) -> list[str]:
+    """Each passage's text as its meaning is encoded: a table's row under its header
+    ("Released 2022-10-24" says more than "2022-10-24"), any other passage as it is."""
+    meant = []
+    for passage in passages:
+        text = texts[passage.source]
+        header = header_of_row(text, passage.start)
+        meant.append(
+            f"{text[header.start : header.end]}\n{passage.text}" if header else passage.text
+        )
+    return meant
 
 
 def corpus_hash(articles: list[Article]) -> str:

@@ -12,6 +12,7 @@ import numpy as np
 from qa_service.core import corroboration
 from qa_service.core.passages import Passage, Token
 from qa_service.core.results import AnswerPassage, Answers, AnswerSpan, Citation, Conflict, Span
+from qa_service.core.tables import header_of_row
 
 from . import ranking
 from .analysis import query_terms
@@ -210,10 +211,14 @@ def _answer_passage(
 
 
 def _context_before(text: str, passage: Passage, previous: Passage | None) -> AnswerSpan | None:
-    """The last sentence of the passage before, when it comes before in the same source."""
-    if previous is None or previous.source != passage.source or previous.end > passage.start:
+    """A table row's header; else the last sentence of the passage before, when it comes
+    before in the same source."""
+    if header := header_of_row(text, passage.start):
+        start, end = header
+    elif previous is None or previous.source != passage.source or previous.end > passage.start:
         return None
-    start, end = previous.sentences[-1]
+    else:
+        start, end = previous.sentences[-1]
     if end - start > CONTEXT_MAX_CHARS:
         # A long sentence's end is what leads into the passage: from a word's start.
         start = end - CONTEXT_MAX_CHARS

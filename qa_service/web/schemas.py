@@ -180,10 +180,7 @@ class AnswerPassageSchema(ResponseSchema):
         AnswerSpanSchema,
         allow_none=True,
         load_default=None,
-        metadata={
-            "description": "The sentence before the passage in its source, for what the "
-            "passage refers to (at most 300 characters, its end); null at the source's start."
-        },
+        metadata={"description": "The sentence before (a table row's header); null at the start."},
     )
 
     @post_load
