@@ -103,13 +103,13 @@ def when_ready(server):
 
 
 def post_worker_init(worker):
-    """Open the index (with its embedding model), load the English word list and answer
-    one question in each worker after the fork, before its first request; publish its
-    generation."""
+    """Open the index (with its embedding model), load the English word list, answer one
+    question and make the home page in each worker after the fork, before its first
+    request; publish its generation."""
     from qa_service.retrieval import search
     from qa_service.retrieval.spelling import is_english
     from qa_service.retrieval.store import IndexUnavailable
-    from qa_service.web import observability
+    from qa_service.web import observability, pages
 
     is_english("warm")
     with contextlib.suppress(IndexUnavailable):
@@ -118,6 +118,10 @@ def post_worker_init(worker):
         # sessions) is loaded here, before the worker takes traffic: else its first
         # question costs about 200 ms.
         search.ask(generation, "Which questions were answered before the first one?")
+    # The home page too: its template compiled, and what it says of the articles (drawn
+    # from them, per generation) made before a reader waits for it.
+    with worker.wsgi.test_request_context("/"):
+        pages.search_page()
     # From its start, so /metrics names the generation of every live worker, also of one
     # that has answered nothing yet.
     with worker.wsgi.app_context():
