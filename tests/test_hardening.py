@@ -249,3 +249,37 @@ def test_a_long_made_up_word_is_answered_without_a_spelling_search(server):
     response = httpx.post(server + "/api/v1/ask", json={"question": f"What is {word}?"})
     assert response.status_code == 200
     assert response.json()["did_you_mean"] is None
+
+
+CEILING = 8  # connections a worker holds (QA_WORKER_CONNECTIONS)
+
+
+def test_connections_past_the_ceiling_get_a_503_at_once_then_asks_succeed(index_dir, tmp_path):
+    """One worker holding 8 connections, 12 slow clients: the 4 over the ceiling and a new
+    ask are refused with 503 instead of waiting; once the slow clients go, asks succeed."""
+    settings = {
+        "QA_WORKERS": "1",
+        "QA_WORKER_CONNECTIONS": str(CEILING),
+        # Longer than the test: the slow clients hold their connections until they go.
+        "QA_HEADER_TIMEOUT": "60",
+        "QA_CLIENT_TIMEOUT": "60",
+    }
+    slow = b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Slow: " + b"y" * 200
+    question = {"question": "What damages are sought?"}
+    with gunicorn_server(index_dir, tmp_path / "gunicorn.log", **settings) as url:
+        with Trickle(url, slow, CEILING + 4, 4) as trickle:
+            time.sleep(1)  # every slow connection open and sending
+            # Without a ceiling this waits in the listen queue until the timeout.
+            response = httpx.post(url + "/api/v1/ask", json=question, timeout=30)
+            assert response.status_code == 503
+            assert response.headers["Content-Type"] == "application/json"
+            assert response.headers["Retry-After"] == "1"
+            error = response.json()["error"]
+            assert error["status"] == 503 and "try again" in error["message"]
+            assert len(trickle.closed_by_server) == 4  # the slow ones past the ceiling
+        deadline = time.monotonic() + 10
+        while (status := httpx.post(url + "/api/v1/ask", json=question).status_code) == 503:
+            assert time.monotonic() < deadline, "the slow clients' connections were never let go"
+            time.sleep(0.1)
+        assert status == 200
+    assert "refusing connections with 503" in (tmp_path / "gunicorn.log").read_text()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
+import socket
 import stat
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -126,6 +129,65 @@ def test_keys_against_real_gunicorn_and_never_in_the_logs(index_dir, keys_file, 
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     assert {line.get("status") for line in lines} >= {401, 200}
     assert secrets["reader"] not in log.read_text()
+
+
+# gunicorn's access log atoms that could hold a key, each in the format: the request
+# line, path and query, Basic user, referrer, and the headers and environ they come from.
+EVERY_ATOM = (
+    '%(h)s %(u)s "%(r)s" %(U)s %(q)s %(s)s "%(f)s" %({authorization}i)s'
+    " %({proxy-authorization}i)s %({cookie}i)s %({referer}i)s %({http_authorization}e)s"
+    " %({query_string}e)s %({raw_uri}e)s %({http_referer}e)s %({request_uri}e)s"
+)
+
+
+def send_raw(url: str, request: bytes) -> bytes:
+    """Send bytes as they are; what comes back (the status line first)."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as connection:
+        connection.sendall(request)
+        return connection.recv(65536)
+
+
+def test_no_key_reaches_a_log_however_it_is_sent(index_dir, keys_file, tmp_path):
+    path, secrets = keys_file
+    key = secrets["reader"]
+    log, access = tmp_path / "gunicorn.log", tmp_path / "access.log"
+    settings = {
+        "QA_API_KEYS_FILE": str(path),
+        "QA_READ_NEEDS_KEY": "1",
+        "QA_ACCESS_LOG": str(access),
+        "GUNICORN_CMD_ARGS": f"--access-logformat '{EVERY_ATOM}'",
+    }
+    with gunicorn_server(index_dir, log, ready="/healthz", **settings) as url:
+        ask = url + "/api/v1/ask?q=What+damages+are+sought%3F"
+        host = urlsplit(url).netloc
+        sent = [
+            httpx.get(ask, headers={"Authorization": f"Bearer {key}"}),
+            httpx.get(f"{ask}&api_key={key}&key={key}&access_token={key}"),
+            httpx.get(ask, auth=(key, "")),  # Basic, the key as user
+            httpx.get(ask, auth=("reader", key)),  # Basic, the key as password
+            httpx.get(f"http://{key}@{host}/api/v1/ask?q=damages"),  # becomes Basic
+            httpx.get(url + "/static/app.js", headers={"Referer": f"{url}/?api_key={key}"}),
+            httpx.get(url + "/healthz", headers={"Referer": f"http://{key}:x@{host}/"}),
+            httpx.get(ask, headers={"Cookie": f"api_key={key}", "Proxy-Authorization": key}),
+        ]
+        assert [response.status_code for response in sent] == [200, *[401] * 4, 200, 200, 401]
+        # Absolute-form: user and query in the request line itself.
+        line = f"GET http://{key}@{host}/healthz?api_key={key} HTTP/1.1\r\nHost: a\r\n\r\n"
+        assert send_raw(url, line.encode()).startswith(b"HTTP/1.1 200")
+        # Requests gunicorn refuses: it would quote the request line or header it read.
+        malformed = [
+            f"GET /api/v1/ask?api_key={key} HTTP/1.1 extra\r\n\r\n",
+            f"GET /healthz HTTP/1.1\r\nHost: a\r\nAuthorization Bearer {key}\r\n\r\n",
+        ]
+        for request in malformed:
+            answer = send_raw(url, request.encode())
+            assert answer.startswith(b"HTTP/1.1 400") and key.encode() not in answer
+    logged = access.read_text() + log.read_text()
+    assert '"GET /api/v1/ask HTTP/1.1" /api/v1/ask  401' in access.read_text()
+    assert "Invalid request from ip=" in log.read_text()
+    for form in (key, base64.b64encode(f"{key}:".encode()).decode()[:40]):
+        assert form not in logged
 
 
 def test_keys_added_and_removed_count_without_a_restart(index_dir, keys_file, monkeypatch):

@@ -108,7 +108,7 @@ def test_a_generation_replaced_a_moment_ago_stays_for_workers_yet_to_ask(
     current, kept, schemas = _generations(cluster)
     assert current == names[-1] and set(names) <= set(kept)
     assert {name.lower().replace("-", "_") for name in names} <= schemas
-    old = postgres_generation.PostgresGeneration(names[0], psycopg.connect(cluster.coordinator.url))
+    old = postgres_generation.PostgresGeneration(names[0], cluster.coordinator.url)
     assert old.passages([0])[0].text
 
 
@@ -148,9 +148,11 @@ def test_a_down_shard_is_a_clear_503_until_it_returns(cluster, sharded, tmp_path
             assert 'server "shard1"' in LOGS[url].read_text()
         finally:
             cluster.shards[1].start()
-        # Each worker looks again at most FILE_CHECK_SECONDS after it saw the fault.
+        # Each worker looks again at most FILE_CHECK_SECONDS after it saw the fault (the
+        # one that answered 503 stopped serving until then): wait until both are ready.
         deadline = time.monotonic() + 5 * FILE_CHECK_SECONDS
-        while httpx.get(url + "/readyz").status_code != 200 and time.monotonic() < deadline:
+        while not all(httpx.get(url + "/readyz").status_code == 200 for _ in range(20)):
+            assert time.monotonic() < deadline, "a worker never found the shard back"
             time.sleep(0.1)
         again = {"question": "What damages are sought?"}
         assert httpx.post(url + "/api/v1/ask", json=again).status_code == 200

@@ -67,7 +67,7 @@ class IndexHandle:
             if now - self._checked_at >= FILE_CHECK_SECONDS:
                 self._damage, self._checked_at = loaded.damage(), now
             if self._damage:
-                raise IndexUnavailable(f"{self._damage}: run `qa-service index --force`")
+                raise _damaged(self._damage)
             return loaded
         del loaded  # nothing here may keep the generation being replaced alive
         with self._lock:
@@ -76,6 +76,21 @@ class IndexHandle:
                 self._damage, self._checked_at = None, time.monotonic()
                 _out_of_the_collector_s_sight()
             return self._generation
+
+    def verify(self, generation: PassageStore) -> None:
+        """Raise IndexUnavailable if `generation` is damaged, looked at now: a request that
+        failed on it asks. Damage to the one this process serves then counts at once for
+        every request after, not from the next file check on."""
+        damage = generation.damage()
+        if not damage:
+            return
+        if generation is self._generation:
+            self._damage, self._checked_at = damage, time.monotonic()
+        raise _damaged(damage)
+
+
+def _damaged(damage: str) -> IndexUnavailable:
+    return IndexUnavailable(f"{damage}: run `qa-service index --force`")
 
 
 def _out_of_the_collector_s_sight() -> None:

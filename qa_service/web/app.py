@@ -28,6 +28,8 @@ from .schemas import ErrorSchema
 from .serving import INDEX_UNAVAILABLE, log_index_unavailable, require_key
 
 log = logging.getLogger(__name__)
+# When a client may ask again after the index was unavailable (503's Retry-After).
+INDEX_RETRY_AFTER_SECONDS = 5
 _error_schema = ErrorSchema()
 # Pages load only their own script and stylesheet; nothing may frame them.
 SECURITY_HEADERS = {
@@ -150,11 +152,34 @@ def _handle_validation_error(exc: ValidationError):
 
 
 def _handle_index_unavailable(exc: IndexUnavailable):
+    # Failed on the generation this request took (a query, say): if that is damage, the
+    # worker stops serving the generation now, and the log says what is damaged.
+    return _unavailable(_damage_found() or exc)
+
+
+def _damage_found() -> IndexUnavailable | None:
+    """What damages the generation this request took (looked at now), if it took one."""
+    if "index_generation" in g:
+        try:
+            current_app.extensions["qa_index"].verify(g.index_generation)
+        except IndexUnavailable as damage:
+            return damage
+    return None
+
+
+def _unavailable(exc: IndexUnavailable):
     log_index_unavailable(exc)
-    return _handle_http_error(ServiceUnavailable(INDEX_UNAVAILABLE))
+    return _handle_http_error(
+        ServiceUnavailable(INDEX_UNAVAILABLE, retry_after=INDEX_RETRY_AFTER_SECONDS)
+    )
 
 
 def _handle_unexpected_error(exc: Exception):
+    # A file of the generation damaged under the worker (a truncated segment) fails
+    # wherever it is read, with whatever error its reader raises: the damage, not the
+    # error, is what the client learns (503), and the worker stops serving it.
+    if damage := _damage_found():
+        return _unavailable(damage)
     # Logged with its trace for operators; the client only learns that it failed.
     log.exception("unhandled error on %s %s", request.method, request.path)
     return _handle_http_error(InternalServerError())

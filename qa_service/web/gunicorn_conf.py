@@ -13,6 +13,7 @@ bind = os.environ.get("QA_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("QA_WORKERS", "4"))
 # gevent (web/gunicorn_worker.py): a slow client holds a connection, not a worker.
 worker_class = "qa_service.web.gunicorn_worker.Worker"
+# The most connections a worker holds; past them it answers 503 at once (gunicorn_worker).
 worker_connections = int(os.environ.get("QA_WORKER_CONNECTIONS", "1000"))
 timeout = int(os.environ.get("QA_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("QA_GRACEFUL_TIMEOUT", "10"))
@@ -23,6 +24,8 @@ keepalive = max(1, int(os.environ.get("QA_HEADER_TIMEOUT", "5")))
 loglevel = os.environ.get("QA_LOG_LEVEL", "info")
 # The app writes one JSON line per request; gunicorn's own access log is off unless asked for.
 accesslog = os.environ.get("QA_ACCESS_LOG") or None
+# Whatever the access log's format, no API key reaches it (see gunicorn_log).
+logger_class = "qa_service.web.gunicorn_log.Logger"
 errorlog = "-"
 # Never preload: each worker opens its own Whoosh readers after the fork.
 preload_app = False

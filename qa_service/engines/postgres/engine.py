@@ -200,25 +200,22 @@ class PostgresEngine:
         """Open the current generation, or raise IndexUnavailable; a layer's base is taken
         from `reuse` when it lies over the same."""
         try:
-            connection = connect(self.url)
-            name = current(connection)
-            row = connection.execute(
-                "SELECT layer FROM qa_generations WHERE name = %s", (name,)
-            ).fetchone()
+            with connect(self.url) as connection:
+                name = current(connection)
+                row = connection.execute(
+                    "SELECT layer FROM qa_generations WHERE name = %s", (name,)
+                ).fetchone()
         except Exception as exc:
             raise IndexUnavailable(f"database unreachable ({exc})") from exc
         if name is None:
             raise IndexUnavailable("no index in the database: run `qa-service index`")
         if not (layer := row and row[0]):
-            return PostgresGeneration(name, connection)
+            return PostgresGeneration(name, self.url)
         base = full_build_of(reuse)
         if base is None or base.info.name != layer["base"]:
-            try:
-                base = PostgresGeneration(layer["base"], connect(self.url))
-            except Exception as exc:
-                raise IndexUnavailable(f"database unreachable ({exc})") from exc
+            base = PostgresGeneration(layer["base"], self.url)
         hidden = {source: tuple(span) for source, span in layer["hidden"].items()}
-        top = PostgresGeneration(name, connection, base.info.encoder)
+        top = PostgresGeneration(name, self.url, base.info.encoder)
         return LayeredStore(name, base, top, Layer(layer["base"], hidden))
 
     def check(self) -> str:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import psycopg
 
 from qa_service.core.corroboration import links_from_rows
 from qa_service.core.passages import Passage, Token
@@ -34,7 +34,7 @@ from qa_service.retrieval.store import (
 )
 
 from .cache import BoundedCache
-from .schema import schema_of, storable
+from .schema import Session, schema_of, storable
 
 # Bytes kept per worker between questions, least recently used first out: passage
 # rows, the vectors of probed clusters, article texts, and terms.
@@ -56,15 +56,12 @@ def _row_bytes(row: dict) -> int:
 class PostgresGeneration:
     """One generation in the database (a `store.PassageStore`); rows are read when asked for."""
 
-    def __init__(self, name: str, connection, encoder: SentenceEncoder | None = None):
-        self._connection = connection
+    def __init__(self, name: str, url: str, encoder: SentenceEncoder | None = None):
+        self._session = Session(url)
         # Closed when the generation is let go (requests may still hold it after a swap).
-        weakref.finalize(self, connection.close)
+        weakref.finalize(self, self._session.close)
         self._schema = schema_of(name)
-        # One connection per worker: psycopg connections are not for two queries at once.
-        self._lock = threading.Lock()
-        # Shards answer GROUP BY position (the partition key) each for their own rows.
-        connection.execute("SET enable_partitionwise_aggregate = on")
+        self._damage: str | None = None  # what a query found not as the build wrote it
         facts = dict(self._query(f"SELECT key, value FROM {self._schema}.facts"))
         self.info = GenerationInfo(
             name=name,
@@ -99,10 +96,16 @@ class PostgresGeneration:
 
     def _query(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple]:
         try:
-            with self._lock:
-                return self._connection.execute(sql, parameters).fetchall()
+            return self._session.query(sql, parameters)
+        except psycopg.ProgrammingError as exc:
+            # SQLSTATE class 42 (a table or column missing): unlike a lost connection, lasting.
+            raise self._damaged(f"its tables are not as the build wrote them ({exc})") from exc
         except Exception as exc:
             raise IndexUnavailable(f"database query failed ({exc})") from exc
+
+    def _damaged(self, what: str) -> IndexUnavailable:
+        self._damage = f"generation schema {self._schema} is damaged: {what}"
+        return IndexUnavailable(self._damage)
 
     def _rows_of(self, positions: Sequence[int]) -> dict[int, dict]:
         """The rows of these passages: cached, and the others read in one query."""
@@ -143,7 +146,7 @@ class PostgresGeneration:
             )
         missing = [p for p in wanted if p not in found]
         if missing:
-            raise IndexError(f"no passage at positions {missing[:5]}")
+            raise self._damaged(f"no passage at positions {missing[:5]}")
         return found
 
     def _terms_by_name(self, terms: Sequence[str]) -> dict[str, tuple[int, float]]:
@@ -338,7 +341,7 @@ class PostgresGeneration:
                 self._query(f"SELECT 1 FROM {part} LIMIT 1")
         except IndexUnavailable as exc:
             return str(exc)
-        return None
+        return self._damage
 
 
 class _Links(Sequence):

@@ -8,6 +8,9 @@ ones (terms, words, sources, facts, centres) stay on the coordinator.
 from __future__ import annotations
 
 import contextlib
+import threading
+from collections.abc import Sequence
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import make_conninfo
@@ -83,6 +86,30 @@ EXCEPT SELECT layer->>'base' FROM kept WHERE layer IS NOT NULL
 def connect(url: str) -> psycopg.Connection:
     """A connection in autocommit mode (transactions are opened where they are meant)."""
     return psycopg.connect(url, autocommit=True)
+
+
+class Session:
+    """A generation's one connection (psycopg connections are not for two queries at once),
+    opened again when it was lost: a database restart must not end the generation."""
+
+    def __init__(self, url: str):
+        self._url = url
+        self._connection: psycopg.Connection | None = None
+        self._lock = threading.Lock()
+
+    def query(self, sql: str, parameters: Sequence[Any]) -> list[tuple]:
+        """The rows of one statement (on a new connection if the last one was lost)."""
+        with self._lock:
+            if self._connection is None or self._connection.closed:
+                self._connection = connect(self._url)
+                # Shards answer GROUP BY position (the partition key) each for their own rows.
+                self._connection.execute("SET enable_partitionwise_aggregate = on")
+            return self._connection.execute(sql, parameters).fetchall()
+
+    def close(self) -> None:
+        """Close the connection, if one is open."""
+        if self._connection is not None:
+            self._connection.close()
 
 
 def schema_of(name: str) -> str:
