@@ -8,6 +8,7 @@ with QAClient("http://127.0.0.1:8000") as client:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from urllib.parse import quote, urljoin
 
@@ -20,15 +21,20 @@ from qa_service.core.results import (
     SourceDocument,
     SourceInfo,
     Verification,
+    WriteStatus,
     with_citation_urls,
 )
 from qa_service.web.schemas import (
     AnswersSchema,
     SourceDocumentSchema,
-    SourceInfoSchema,
     SourceListSchema,
     VerifiedSchema,
 )
+from qa_service.web.write_schemas import WriteSchema
+
+# Asking how a write stands: soon at first (a small write is indexed in about a second),
+# then at most this often.
+POLL_FIRST, POLL_MAX = 0.05, 1.0
 
 
 class QAError(Exception):
@@ -63,6 +69,14 @@ class QAServerError(QAResponseError):
     """A 5xx answer, or a response that does not match the documented schema."""
 
 
+class QAWriteTimeout(QAError):
+    """A write was still being indexed when the client stopped waiting (`.write` says which)."""
+
+    def __init__(self, message: str, write: WriteStatus):
+        super().__init__(message)
+        self.write = write
+
+
 class QAClient:
     """Client for a running qa_service; use it as a context manager or call close()."""
 
@@ -71,10 +85,13 @@ class QAClient:
         base_url: str,
         *,
         timeout: float = 5.0,
+        write_timeout: float = 600.0,
         api_key: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ):
         self.base_url = base_url.rstrip("/")
+        # How long a write waits to be indexed (a large article on a large corpus: minutes).
+        self.write_timeout = write_timeout
         # Sent with every request (a service with QA_READ_NEEDS_KEY=1 wants one to read).
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
         self._http = httpx.Client(
@@ -103,20 +120,58 @@ class QAClient:
             "GET", "/api/v1/sources/" + quote(name), SourceDocumentSchema(), params=params
         )
 
-    def add_source(self, name: str, text: str, **metadata: str) -> SourceInfo:
-        """Add an article (title, publisher, date, url as metadata); needs a write key."""
+    def add_source(
+        self, name: str, text: str, *, wait: bool = True, **metadata: str
+    ) -> SourceInfo | WriteStatus:
+        """Add an article (title, publisher, date, url as metadata); needs a write key.
+
+        Returns once answers come from it, with what is indexed of it; with
+        `wait=False`, at once with the write's status (see `wait_for`).
+        """
         body = {"name": name, "text": text, **metadata}
-        return self._call("POST", "/api/v1/sources", SourceInfoSchema(), json=body)
+        return self._write("POST", "/api/v1/sources", wait, json=body)
 
-    def replace_source(self, name: str, text: str, **metadata: str) -> SourceInfo:
-        """Add or replace an article; needs a write key."""
+    def replace_source(
+        self, name: str, text: str, *, wait: bool = True, **metadata: str
+    ) -> SourceInfo | WriteStatus:
+        """Add or replace an article; needs a write key. Returns as add_source does."""
         body = {"text": text, **metadata}
-        path = "/api/v1/sources/" + quote(name)
-        return self._call("PUT", path, SourceInfoSchema(), json=body)
+        return self._write("PUT", "/api/v1/sources/" + quote(name), wait, json=body)
 
-    def delete_source(self, name: str) -> None:
-        """Remove an article; needs a write key."""
-        self._call("DELETE", "/api/v1/sources/" + quote(name), None)
+    def delete_source(self, name: str, *, wait: bool = True) -> WriteStatus | None:
+        """Remove an article; needs a write key. Returns once no answer comes from it (with
+        `wait=False`, at once with the write's status)."""
+        return self._write("DELETE", "/api/v1/sources/" + quote(name), wait)
+
+    def write_status(self, write_id: str) -> WriteStatus:
+        """How a write stands: "indexing", "done" or "failed"."""
+        return self._call("GET", "/api/v1/writes/" + quote(write_id), WriteSchema())
+
+    def wait_for(self, write: WriteStatus) -> WriteStatus:
+        """Ask how a write stands until it is done (answers come from it); a failed write
+        raises its error (QAClientError, QAServerError), one still indexing after
+        `write_timeout` seconds QAWriteTimeout."""
+        deadline = time.monotonic() + self.write_timeout
+        pause = POLL_FIRST
+        while write.state == "indexing":
+            if time.monotonic() + pause > deadline:
+                raise QAWriteTimeout(
+                    f"{write.action} {write.source}: still being indexed after "
+                    f"{self.write_timeout:g} s (write {write.id})",
+                    write,
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, POLL_MAX)
+            write = self.write_status(write.id)
+        if write.state == "failed":
+            status, message = write.error["status"], write.error["message"]
+            error_class = QAClientError if status < 500 else QAServerError
+            raise error_class(status, message, {"error": write.error})
+        return write
+
+    def _write(self, method: str, path: str, wait: bool, **kwargs):
+        accepted = self._call(method, path, WriteSchema(), **kwargs)
+        return self.wait_for(accepted).indexed if wait else accepted
 
     def verify_citation(self, citation: Citation) -> Verification:
         """Whether a citation still holds, and where its words stand in the current text."""

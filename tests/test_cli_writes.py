@@ -77,7 +77,7 @@ def test_add_makes_the_article_answerable(service, tmp_path):
     assert service["secrets"]["desk"] not in added.output
     assert "18 million" in _first_answer(service, COST, "river-bridge.txt")
     assert (service["corpus"] / "river-bridge.txt").read_text(encoding="utf-8") == ARTICLE
-    sidecar = json.loads((service["corpus"] / "river-bridge.json").read_text())
+    sidecar = json.loads((service["corpus"] / "river-bridge.txt.json").read_text())
     assert sidecar == {"publisher": "City Desk", "date": "2024-05-03"}
 
 
@@ -109,6 +109,19 @@ def test_delete_removes_the_article_with_the_key_given_as_a_flag(service):
     assert not (service["corpus"] / "ferry.md").exists()
     with QAClient(service["url"]) as client:
         assert "ferry.md" not in {source.name for source in client.sources()}
+
+
+def test_no_wait_returns_once_the_write_is_accepted(service, tmp_path):
+    path = _article(tmp_path, "tram.md", b"The tram line opens in May, the city said.\n")
+    accepted = _run(service, "add", str(path), "--no-wait", "--json")
+    assert accepted.exit_code == 0, accepted.output
+    status = json.loads(accepted.stdout)
+    assert (status["action"], status["source"], status["state"]) == ("add", "tram.md", "indexing")
+    with QAClient(service["url"], api_key=service["secrets"]["desk"]) as client:
+        assert client.wait_for(client.write_status(status["id"])).indexed.name == "tram.md"
+    deleted = _run(service, "delete", "tram.md", "--no-wait")
+    assert deleted.exit_code == 0, deleted.output
+    assert deleted.stdout.startswith("deleted tram.md: being indexed (write ")
 
 
 def test_list_shows_every_source_with_flags_instead_of_the_environment(service):

@@ -52,6 +52,30 @@ def test_sidecar_metadata_overrides_the_title(tmp_path):
     assert (article.title, article.publisher, article.date, article.url) == tuple(sidecar.values())
 
 
+@pytest.mark.parametrize(
+    ("sidecars", "titles"),
+    [
+        ({"x.txt.json": "T", "x.md.json": "M"}, {"x.txt": "T", "x.md": "M"}),
+        ({"x.json": "Old"}, {"x.txt": "Old"}),
+        ({"x.json": "Old"}, {"x.md": "Old"}),
+        ({"x.json": "Old", "x.txt.json": "New"}, {"x.txt": "New"}),
+        ({"x.json": "Old", "x.md.json": "M"}, {"x.txt": "Body", "x.md": "M"}),
+        ({"x.json": "Old"}, {"x.txt": "Body", "x.md": "Body"}),
+        ({"x.txt.json": "Of x.txt"}, {"x.txt.txt": "Body"}),
+    ],
+    ids=["one-each", "old-style-txt", "old-style-md", "new-style-first", "old-style-shared",
+         "old-style-shared-by-both", "not-old-style"],
+)  # fmt: skip
+def test_each_article_has_its_own_sidecar(tmp_path, sidecars, titles):
+    """`x.txt.json` is x.txt's and `x.md.json` x.md's; an old-style `x.json` counts only
+    while one article alone could claim it."""
+    for name in titles:
+        (tmp_path / name).write_text("Body\n", encoding="utf-8")
+    for name, title in sidecars.items():
+        (tmp_path / name).write_text(json.dumps({"title": title}), encoding="utf-8")
+    assert {article.name: article.title for article in read_corpus(tmp_path)} == titles
+
+
 def test_a_broken_sidecar_is_ignored_with_a_warning(tmp_path, caplog):
     (tmp_path / "story.txt").write_text("Some Heading\nBody text here.\n", encoding="utf-8")
     (tmp_path / "story.json").write_text("{not json", encoding="utf-8")

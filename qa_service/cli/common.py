@@ -99,7 +99,7 @@ def service_option(command):
         envvar="QA_API_KEY",
         help="API key; writing needs one of scope write (env QA_API_KEY).",
     )
-    # A write that outgrows its layer rebuilds the whole index before the service answers.
+    # Per request: a write waits for its indexing by asking again (QAClient.write_timeout).
     timeout = click.option(
         "--timeout",
         default=60.0,

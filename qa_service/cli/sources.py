@@ -1,5 +1,6 @@
 """`qa-service sources`: the articles of a running service, listed, added, replaced
-or deleted through its API (writing needs a key of scope write).
+or deleted through its API (writing needs a key of scope write). A write returns once
+answers come from it, unless --no-wait.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from qa_service.core.results import SourceInfo
+from qa_service.core.results import SourceInfo, WriteStatus
 
 from .common import echo_json, service_option
 
@@ -51,6 +52,12 @@ def _article_option(command):
 _json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print the JSON the service returned."
 )
+_wait_option = click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Return once answers come from the write, or at once with the write's id.",
+)
 
 
 @click.group()
@@ -76,32 +83,38 @@ def list_sources_command(as_json: bool, client: QAClient) -> None:
 @sources.command("add")
 @_article_option
 @_json_option
+@_wait_option
 @service_option
 def add_source_command(
-    name: str, text: str, metadata: dict[str, str], as_json: bool, client: QAClient
+    name: str, text: str, metadata: dict[str, str], as_json: bool, wait: bool, client: QAClient
 ) -> None:
     """Add the UTF-8 article FILE (refused if its name is taken)."""
-    _echo_source("added", client.add_source(name, text, **metadata), as_json)
+    _echo_source("added", client.add_source(name, text, wait=wait, **metadata), as_json)
 
 
 @sources.command("replace")
 @_article_option
 @_json_option
+@_wait_option
 @service_option
 def replace_source_command(
-    name: str, text: str, metadata: dict[str, str], as_json: bool, client: QAClient
+    name: str, text: str, metadata: dict[str, str], as_json: bool, wait: bool, client: QAClient
 ) -> None:
     """Replace (or add) an article with FILE; metadata options left out are dropped."""
-    _echo_source("written", client.replace_source(name, text, **metadata), as_json)
+    _echo_source("written", client.replace_source(name, text, wait=wait, **metadata), as_json)
 
 
 @sources.command("delete")
 @click.argument("name")
+@_wait_option
 @service_option
-def delete_source_command(name: str, client: QAClient) -> None:
+def delete_source_command(name: str, wait: bool, client: QAClient) -> None:
     """Remove the article NAME and its metadata."""
-    client.delete_source(name)
-    click.echo(f"deleted {name}")
+    accepted = client.delete_source(name, wait=wait)
+    if accepted is None:
+        click.echo(f"deleted {name}")
+    else:
+        _echo_source("deleted", accepted, False)
 
 
 def _read_utf8(path: Path) -> str:
@@ -115,8 +128,17 @@ def _read_utf8(path: Path) -> str:
         ) from exc
 
 
-def _echo_source(done: str, info: SourceInfo, as_json: bool) -> None:
-    """One written source: the JSON the service returned, or one line saying what was done."""
+def _echo_source(done: str, info: SourceInfo | WriteStatus, as_json: bool) -> None:
+    """One written source: the JSON the service returned, or one line saying what was done
+    (or, for a write not waited for, that it is being indexed)."""
+    if isinstance(info, WriteStatus):
+        from qa_service.web.write_schemas import WriteSchema
+
+        if as_json:
+            echo_json(WriteSchema(), info)
+        else:
+            click.echo(f"{done} {info.source}: being indexed (write {info.id})")
+        return
     if as_json:
         from qa_service.web.schemas import SourceInfoSchema
 

@@ -87,11 +87,36 @@ def read_article(path: Path, name: str) -> Article | None:
     )
 
 
+def sidecar_path(article: Path) -> Path:
+    """Where an article's metadata is kept: its whole name and `.json` (`x.txt.json`)."""
+    return article.with_name(article.name + ".json")
+
+
+def old_style_sidecar(article: Path) -> Path | None:
+    """`x.json` for `x.txt` or `x.md`: where their metadata were kept before each article
+    had its own; None where that name is an article's own (`x.txt.json`, for `x.txt.txt`)."""
+    old_style = article.with_suffix(".json")
+    return None if Path(old_style.stem).suffix.lower() in ARTICLE_SUFFIXES else old_style
+
+
+def legacy_sidecar(article: Path) -> Path | None:
+    """The old-style sidecar an article reads its metadata from when it has no
+    `sidecar_path`: only while no other article shares its stem (`x.txt` and `x.md`
+    would both claim `x.json`, so neither reads it)."""
+    siblings = [article.with_suffix(suffix) for suffix in ARTICLE_SUFFIXES]
+    if any(sibling != article and sibling.is_file() for sibling in siblings):
+        return None
+    return old_style_sidecar(article)
+
+
 def read_sidecar(path: Path) -> dict[str, str]:
-    """Metadata from `<stem>.json` beside the article (title, publisher, date, url), if any."""
-    sidecar = path.with_suffix(".json")
+    """Metadata from the article's sidecar (title, publisher, date, url), if any: `x.txt.json`,
+    else an old-style `x.json` that no other article could claim (legacy_sidecar)."""
+    sidecar = sidecar_path(path)
     if not sidecar.is_file():
-        return {}
+        sidecar = legacy_sidecar(path)
+        if sidecar is None or not sidecar.is_file():
+            return {}
     if not sidecar.resolve().is_relative_to(path.resolve().parent):
         log.warning("ignoring %s: it points outside the article's folder", sidecar)
         return {}

@@ -140,3 +140,20 @@ def with_citation_urls(answers: Answers, url: Callable[[Citation], str | None]) 
         for passage in answers.passages
     ]
     return replace(answers, passages=passages)
+
+
+@dataclass(frozen=True)
+class WriteStatus:
+    """A write to the articles over the API, and how it stands: "indexing", "done" (every
+    answer comes from it) or "failed" (the articles are as they were before it)."""
+
+    id: str
+    action: str  # "add", "replace" or "delete"
+    source: str
+    state: str
+    # The generation it was indexed in (done).
+    generation: str | None = None
+    # What is now indexed of the source (done, unless deleted).
+    indexed: SourceInfo | None = None
+    # Why it failed, in the JSON error shape's fields: {"status", "message"}.
+    error: dict | None = None

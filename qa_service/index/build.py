@@ -156,6 +156,13 @@ def _articles(seeds_dir: Path | str) -> list[Article]:
     return articles
 
 
+def indexable(seeds_dir: Path | str) -> bool:
+    """Whether a build of `seeds_dir` would find passages to index (split only: no encoding)."""
+    articles = read_corpus(seeds_dir)
+    boilerplate = repeated_lines(article.text for article in articles)
+    return any(split_passages(a.text, a.name, boilerplate=boilerplate) for a in articles)
+
+
 def prepare(articles: list[Article]) -> PreparedIndex:
     """Everything an index holds, computed from the articles, for an engine to write."""
     # Lines shared by several articles are the sites' furniture, not their text.

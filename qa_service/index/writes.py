@@ -1,53 +1,93 @@
 """Adding, replacing and deleting articles: the corpus folder first, then a new generation.
 
 The corpus folder is the source of truth: a write changes its files (the
-article, and its `<stem>.json` sidecar for the metadata) and then indexes the
-folder (index.IndexHandle.update: the changed articles as a layer over the
-last full build, in about a second), so the folder and what the API serves
-never disagree.
-One writer at a time per folder (a second gets WriterBusy at once).
+article, and its `<name>.json` sidecar for the metadata) and then indexes the
+folder (update_index: the changed articles as a layer over the last full build),
+so the folder and what the API serves never disagree.
 
-A write is all or nothing, like a database's with a rollback journal: before
-it changes a file it records the previous content of the article and its
-sidecar in the journal (`.write.journal` in the folder, on disk first), and
-removing the journal once the build has returned is its commit. A write whose
-build fails puts the files back from the journal at once; one whose process
-died is put back by `recover`, which the service calls at start
-(gunicorn_conf.on_starting, which then indexes the folder again if need be).
+A write has two steps. `put_source` and `delete_source` take the writer's lock
+(one writer at a time per folder: a second gets WriterBusy at once), journal the
+files (journal.py), change them, and refuse what could not be indexed (no
+article, or no sentence in any) by putting the files back: all in well under a
+second, whatever the article's size. They return a `PendingWrite`, still
+holding the lock, whose `index` builds and then commits the write, or puts the
+files back when the build fails. `index_elsewhere` does that in a process of
+its own (`python -c "…writes import main; main()"`), which the lock is handed
+to: a build takes as long as encoding the article takes (seconds per hundred
+kilobytes; a full build of a large corpus, minutes), longer than a web request
+may last, and in a process of its own it encodes on every core and outlives
+the web worker that started it. How a write ended is kept (`write_status`).
+
+A write whose process died leaves its journal: `recover`, which the service
+calls at start (gunicorn_conf.on_starting, which then indexes the folder again
+if need be), and the next write put its files back.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import fcntl
 import json
 import logging
 import os
-import tempfile
-from collections.abc import Iterator, Mapping
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Mapping
 from pathlib import Path
+from typing import IO
 
-from qa_service.core.corpus import ARTICLE_NAME
+from qa_service.core.corpus import (
+    ARTICLE_NAME,
+    legacy_sidecar,
+    old_style_sidecar,
+    sidecar_path,
+)
+from qa_service.engines import configured_engine
+from qa_service.retrieval.store import Engine
 
-from .build import BuildReport
-from .handle import IndexHandle
+from . import journal
+from .build import BuildReport, indexable, update_index
+from .journal import JOURNAL, OUTCOMES, OUTCOMES_KEPT, STOPPED, Write, WriterBusy
 
-METADATA = ("title", "publisher", "date", "url")
-# Hidden and without a .txt, .md or .json suffix: neither an article nor any article's sidecar.
-JOURNAL = ".write.journal"
-# A file being written, before its rename (hidden, and no article's nor the journal's name).
-PARTIAL_PREFIX = ".write-"
+__all__ = [
+    "JOURNAL",
+    "OUTCOMES",
+    "OUTCOMES_KEPT",
+    "FAILED",
+    "NOT_INDEXABLE",
+    "NOT_WRITABLE",
+    "STOPPED",
+    "NotIndexable",
+    "PendingWrite",
+    "Write",
+    "WriterBusy",
+    "delete_source",
+    "exists",
+    "put_source",
+    "recover",
+    "write_status",
+]
+
+# The settings a build elsewhere needs: the engine's (engines.configured_engine) and the layer's.
+BUILD_SETTINGS = (
+    "BACKEND", "INDEX_DIR", "DATABASE_URL", "DATABASE_SHARDS", "VERSIONS_DAYS", "LAYER_SHARE",
+)  # fmt: skip
+NOT_INDEXABLE = "not-indexable"  # an outcome's error kind: see NotIndexable
+NOT_WRITABLE = "not-writable"  # the files or the index could not be written (a full disk)
+FAILED = "failed"  # anything else the build raised (its log says what)
 
 log = logging.getLogger(__name__)
 
 
-class WriterBusy(RuntimeError):
-    """Another write to the same corpus is under way."""
-
-
 class NotIndexable(ValueError):
     """The articles as the write would leave them cannot be indexed; nothing was written."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Not written: the articles would leave nothing to index (no article, or no "
+            "sentence in them)."
+        )
 
 
 def exists(corpus: Path, name: str) -> bool:
@@ -56,153 +96,222 @@ def exists(corpus: Path, name: str) -> bool:
 
 
 def put_source(
-    corpus: Path, index: IndexHandle, name: str, text: str, metadata: Mapping[str, str]
-) -> BuildReport:
-    """Write (create or replace) an article and its metadata, then index the corpus."""
+    corpus: Path,
+    name: str,
+    text: str,
+    metadata: Mapping[str, str],
+    *,
+    served: Mapping[str, int] | None = None,
+) -> PendingWrite:
+    """Write (create or replace) an article and its metadata, to be indexed.
+
+    `served` is the passage count of each article the service serves (None if it
+    serves none): when another article has passages, the corpus stays indexable
+    and is not read again to find out.
+    """
     corpus = Path(corpus)
-    with _one_writer(corpus), _journaled(corpus, name):
-        _replace(corpus / name, text)
-        sidecar = (corpus / name).with_suffix(".json")
+    action = "replace" if exists(corpus, name) else "add"
+
+    def change() -> None:
+        journal.replace(corpus / name, text)
         if metadata:
-            _replace(sidecar, json.dumps(dict(metadata), ensure_ascii=False))
+            sidecar = json.dumps(dict(metadata), ensure_ascii=False)
+            journal.replace(sidecar_path(corpus / name), sidecar)
         else:
-            sidecar.unlink(missing_ok=True)
-        return _build(corpus, index)
+            sidecar_path(corpus / name).unlink(missing_ok=True)
+
+    return _pending(corpus, Write(uuid.uuid4().hex, action, name), change, served)
 
 
-def delete_source(corpus: Path, index: IndexHandle, name: str) -> BuildReport:
-    """Remove an article and its metadata, then index the corpus."""
+def delete_source(
+    corpus: Path, name: str, *, served: Mapping[str, int] | None = None
+) -> PendingWrite:
+    """Remove an article and its metadata, to be indexed (`served` as for put_source)."""
     corpus = Path(corpus)
-    with _one_writer(corpus), _journaled(corpus, name):
+
+    def change() -> None:
         (corpus / name).unlink()
-        (corpus / name).with_suffix(".json").unlink(missing_ok=True)
-        return _build(corpus, index)
+        sidecar_path(corpus / name).unlink(missing_ok=True)
+
+    return _pending(corpus, Write(uuid.uuid4().hex, "delete", name), change, served)
+
+
+class PendingWrite:
+    """A write whose files are changed and journaled, holding the writer's lock until it
+    is indexed and committed (or put back)."""
+
+    def __init__(self, corpus: Path, write: Write, lock: IO):
+        self.corpus, self.write, self._lock = corpus, write, lock
+
+    def index(self, engine: Engine, *, layer_share: float | None = None) -> BuildReport:
+        """Index the folder, then commit; on failure put the files back, keep why, raise."""
+        try:
+            try:
+                options = {} if layer_share is None else {"layer_share": layer_share}
+                report = update_index(self.corpus, engine, **options)
+            except ValueError as exc:  # the build found no article, or no passage in them
+                raise NotIndexable() from exc
+            journal.commit(self.corpus, self.write, report.generation)
+            return report
+        except BaseException as exc:
+            kind, message = _failure(exc)
+            journal.refuse(self.corpus, self.write, kind, message)
+            raise
+        finally:
+            self._lock.close()
+
+    def index_elsewhere(self, settings: Mapping) -> None:
+        """Index it in a process of its own (`main`), which the lock goes to."""
+        job = {
+            "corpus": str(self.corpus),
+            "write": vars(self.write),
+            "lock": self._lock.fileno(),
+            "settings": {key: settings[key] for key in BUILD_SETTINGS},
+        }
+        try:
+            builder = subprocess.Popen(
+                [sys.executable, "-c", "from qa_service.index.writes import main; main()"],
+                stdin=subprocess.PIPE,
+                pass_fds=[self._lock.fileno()],
+            )
+            # On stdin, not in the arguments: the database URL may hold a password.
+            with builder.stdin:
+                builder.stdin.write(json.dumps(job, default=str).encode())
+        except BaseException:
+            journal.roll_back(self.corpus)
+            self._lock.close()
+            raise
+        self._lock.close()  # the builder's copy holds the lock now
+        # Reaped when it ends (a gevent worker's "thread" is a greenlet).
+        threading.Thread(target=builder.wait, daemon=True).start()
+
+
+def main() -> None:
+    """The builder process of `PendingWrite.index_elsewhere`: index one write, or put it back."""
+    job = json.load(sys.stdin)
+    logging.basicConfig(
+        level=logging.INFO, format="[%(process)d] [builder] %(levelname)s %(name)s: %(message)s"
+    )
+    settings = job["settings"]
+    pending = PendingWrite(Path(job["corpus"]), Write(**job["write"]), os.fdopen(job["lock"], "w"))
+    with contextlib.suppress(Exception):  # kept in its outcome, and logged by index()
+        report = pending.index(
+            configured_engine(settings), layer_share=float(settings["LAYER_SHARE"])
+        )
+        log.info("%s %s: indexed as %s", pending.write.action, pending.write.source, report)
+
+
+def write_status(corpus: Path, write_id: str) -> dict | None:
+    """How a write stands: its outcome once it ended, else {"state": "indexing", …}; None
+    for a write this folder does not know (or no longer: the newest are kept)."""
+    corpus = Path(corpus)
+    under_way = journal.journaled_write(corpus)
+    # A journal whose lock nobody holds is a write whose builder died: it is put back.
+    if under_way and under_way.id == write_id and not _put_back_if_abandoned(corpus):
+        return {**vars(under_way), "state": "indexing", "generation": None, "error": None}
+    ended = journal.outcome(corpus, write_id)
+    if ended is None:
+        return None
+    return {**ended, "state": "failed" if ended["error"] else "done"}
 
 
 def recover(corpus: Path) -> bool:
     """Put back the files of a write whose process died before it committed; whether it did."""
     corpus = Path(corpus)
     # Without a journal no lock is taken: a read-only folder is left untouched.
-    if not (corpus / JOURNAL).exists() and not _partial_files(corpus):
+    if not journal.has_leftovers(corpus):
         return False
     try:
-        with _one_writer(corpus):
-            return _recovered(corpus)
+        lock = journal.take_lock(corpus)
     except WriterBusy:
         # The journal belongs to a write still under way in another process: it commits
         # or rolls back itself, and its lock goes with it if it dies.
         log.warning("not recovering %s: a write to it is under way", corpus)
         return False
+    with lock:
+        return journal.recover_locked(corpus)
 
 
-def _build(corpus: Path, index: IndexHandle) -> BuildReport:
+def _pending(corpus: Path, write: Write, change, served: Mapping[str, int] | None):
+    """Journal, change and check a write's files under the lock: a PendingWrite, or nothing
+    changed."""
+    lock = journal.take_lock(corpus)
     try:
-        return index.update(corpus)
-    except ValueError as exc:  # no articles, or no passages in them
-        raise NotIndexable(
-            "Not written: the articles would leave nothing to index (no article, or no "
-            "sentence in them)."
-        ) from exc
-
-
-@contextlib.contextmanager
-def _one_writer(corpus: Path) -> Iterator[None]:
-    with open(corpus / ".write.lock", "w") as lock:
+        journal.begin(corpus, write, _files_of(corpus, write.source))
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise WriterBusy("another write to the articles is under way") from None
-        yield
-
-
-@contextlib.contextmanager
-def _journaled(corpus: Path, name: str) -> Iterator[None]:
-    """Run the block as one write of the article and its sidecar: all of it, or none."""
-    # A journal left by a write whose roll back failed (or by a service started without
-    # `recover`) holds the only copy of the files before that write: never overwrite it.
-    _recovered(corpus)
-    files = [name, Path(name).with_suffix(".json").name]
-    before = {file: _content(corpus / file) for file in files}
-    _replace(corpus / JOURNAL, json.dumps({"files": before}))
-    try:
-        _sync_folder(corpus)  # the journal is on disk before any file changes
-        yield
-        _sync_folder(corpus)  # and the new files are, before it goes
+            reader = _old_style_reader(corpus, write.source)
+            change()
+            _settle_old_style_sidecar(corpus, write.source, reader)
+            # Only when no other article has passages can the folder be left with
+            # nothing to index: then it is read to see.
+            others = any(count for other, count in (served or {}).items() if other != write.source)
+            if not others and not indexable(corpus):
+                raise NotIndexable()
+        except BaseException:
+            journal.roll_back(corpus)
+            raise
     except BaseException:
-        _roll_back(corpus)
+        lock.close()
         raise
-    # The commit: from here the write stands whatever happens to this process.
-    _remove_journal(corpus)
+    return PendingWrite(corpus, write, lock)
 
 
-def _content(path: Path) -> str | None:
-    """A file's bytes as base64 text (a hand-placed article need not be UTF-8), or None."""
-    try:
-        return base64.b64encode(path.read_bytes()).decode("ascii")
-    except FileNotFoundError:
-        return None
+def _files_of(corpus: Path, name: str) -> list[str]:
+    """Every file a write of `name` may change: it, its sidecar, the old-style sidecar of
+    its stem, and the sidecars of the articles sharing that stem."""
+    stem = Path(name).with_suffix("")
+    siblings = [f"{stem}{suffix}" for suffix in (".txt", ".md")]
+    return [name, *(sidecar_path(Path(each)).name for each in {name, *siblings}), f"{stem}.json"]
 
 
-def _recovered(corpus: Path) -> bool:
-    """Roll back a write that died, for a caller holding the lock; whether there was one."""
-    for partial in _partial_files(corpus):  # a file it was writing when it died
-        partial.unlink(missing_ok=True)
-    files = _roll_back(corpus)
-    if files:
-        log.warning("rolled back a write that did not finish: %s in %s", ", ".join(files), corpus)
-    return bool(files)
+def _old_style_reader(corpus: Path, name: str) -> Path | None:
+    """The article that reads the old-style sidecar `<stem>.json` of `name`, if one does."""
+    old_style = (corpus / name).with_suffix(".json")
+    for suffix in (".txt", ".md"):
+        article = old_style.with_suffix(suffix)
+        own = sidecar_path(article).is_file()
+        if article.is_file() and not own and legacy_sidecar(article) == old_style:
+            return article if old_style.is_file() else None
+    return None
 
 
-def _roll_back(corpus: Path) -> list[str]:
-    """Put the files the journal records back as they were, then remove it; their names.
+def _settle_old_style_sidecar(corpus: Path, name: str, reader: Path | None) -> None:
+    """After a write, an old-style `<stem>.json` speaks for no article it did not before.
 
-    Each step can be done again: a process that dies here leaves the journal, and
-    the next roll back starts over.
+    The other article that read it (x.md, when x.txt is added beside it and would
+    make it shared) gets it as its own sidecar; otherwise it goes: the written
+    article's metadata are what the write says, and one nobody read stays unread.
+    """
+    old_style = (corpus / name).with_suffix(".json")
+    if reader is not None and reader.name != name:
+        os.replace(old_style, sidecar_path(reader))
+    elif old_style_sidecar(corpus / name) == old_style:  # not an article's own (x.txt.json)
+        old_style.unlink(missing_ok=True)
+
+
+def _put_back_if_abandoned(corpus: Path) -> bool:
+    """Put back the journaled write if no process holds the lock (its builder died).
+
+    Taken for an instant only: a write that comes in that instant gets WriterBusy,
+    as it would have from the builder a moment before.
     """
     try:
-        journal = json.loads((corpus / JOURNAL).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return []
-    for name, content in journal["files"].items():
-        if content is None:
-            (corpus / name).unlink(missing_ok=True)
-        else:
-            _replace(corpus / name, base64.b64decode(content))
-    _sync_folder(corpus)  # the files are back on disk before the journal goes
-    _remove_journal(corpus)
-    return list(journal["files"])
+        lock = journal.take_lock(corpus)
+    except WriterBusy:
+        return False
+    with lock:
+        journal.recover_locked(corpus)
+    return True
 
 
-def _remove_journal(corpus: Path) -> None:
-    (corpus / JOURNAL).unlink()
-    _sync_folder(corpus)
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make the renames and removals in a folder durable."""
-    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _partial_files(corpus: Path) -> list[Path]:
-    return list(corpus.glob(PARTIAL_PREFIX + "*"))
-
-
-def _replace(path: Path, content: str | bytes) -> None:
-    """Write a file in one rename, on disk before it replaces the old one."""
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    handle, partial = tempfile.mkstemp(prefix=PARTIAL_PREFIX, dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(partial, 0o644)
-        os.replace(partial, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(partial)
-        raise
+def _failure(exc: BaseException) -> tuple[str, str]:
+    """An outcome's error (kind, message) for what a build raised."""
+    if isinstance(exc, NotIndexable):
+        return NOT_INDEXABLE, str(exc)
+    if isinstance(exc, OSError):
+        log.error("indexing the write failed: %s", exc)
+        return NOT_WRITABLE, "The articles cannot be written or indexed on this server now."
+    if isinstance(exc, Exception):
+        log.exception("indexing the write failed")
+        return FAILED, "The write could not be indexed; the articles are as they were."
+    return STOPPED, "The write stopped before it was indexed; send it again."

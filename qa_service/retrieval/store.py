@@ -180,6 +180,10 @@ def similarity_beside(
 class Engine(Protocol):
     """Where an engine keeps an index's generations: how they are written, swapped and opened."""
 
+    # Seconds after a generation is made current by which every process's next request
+    # reads it (current_name may be remembered that long).
+    seen_within: float
+
     def current_name(self) -> str | None:
         """The current generation's name (cheap: asked before every request), or None."""
 

@@ -24,12 +24,20 @@ from qa_service.core import citations
 from qa_service.core.corpus import ARTICLE_NAME
 from qa_service.core.results import Citation
 from qa_service.index.writes import (
+    FAILED,
+    NOT_INDEXABLE,
+    NOT_WRITABLE,
+    OUTCOMES_KEPT,
+    STOPPED,
     NotIndexable,
+    PendingWrite,
     WriterBusy,
     delete_source,
     exists,
     put_source,
+    write_status,
 )
+from qa_service.retrieval.store import IndexUnavailable
 
 from .openapi import document, json_content
 from .schemas import (
@@ -37,16 +45,14 @@ from .schemas import (
     AskQuerySchema,
     AskRequestSchema,
     ErrorSchema,
-    SourceCreateSchema,
     SourceDocumentSchema,
-    SourceInfoSchema,
     SourceListSchema,
     SourceQuerySchema,
-    SourceWriteSchema,
     VerifiedSchema,
     VerifyRequestSchema,
 )
 from .serving import cached_answers, current_generation, require_key, source_url, source_version
+from .write_schemas import SourceCreateSchema, SourceWriteSchema, WriteSchema
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -59,7 +65,7 @@ _verify_request = VerifyRequestSchema()
 _verified = VerifiedSchema()
 _source_create = SourceCreateSchema()
 _source_write = SourceWriteSchema()
-_source_info = SourceInfoSchema()
+_write = WriteSchema()
 # Who changed which article, and how it ended: one JSON line per write.
 audit = logging.getLogger("qa_service.audit")
 
@@ -96,6 +102,12 @@ def ask():
 
 
 _WRITE = {"security": [{"apiKey": []}]}
+# A write is answered once its files are written; it is indexed after (see index/writes.py).
+_ACCEPTED = {
+    "202": json_content(WriteSchema, "Accepted: being indexed; the Location says how it stands")
+}
+# A failed write's status says why as its request would have (the JSON error shape's fields).
+_WRITE_ERRORS = {NOT_INDEXABLE: 409, NOT_WRITABLE: 503, STOPPED: 503, FAILED: 500}
 
 
 @blueprint.route("/sources", methods=["GET", "POST"])
@@ -105,9 +117,9 @@ _WRITE = {"security": [{"apiKey": []}]}
         "responses": {"200": json_content(SourceListSchema), **_ERRORS},
     },
     post={
-        "summary": "Add an article (needs a key with scope write); answerable on return",
+        "summary": "Add an article (needs a key with scope write)",
         "requestBody": {"required": True, **json_content(SourceCreateSchema, "The article")},
-        "responses": {"201": json_content(SourceInfoSchema), **_ERRORS},
+        "responses": {**_ACCEPTED, **_ERRORS},
         **_WRITE,
     },
 )
@@ -121,7 +133,7 @@ def sources():
     with _audited("add", name):
         if exists(_corpus(), name):
             abort(409, f"There is already a source named {name}: PUT replaces it.")
-        return _written(name, fields, 201)
+        return _accepted(put_source, name, fields.pop("text"), fields)
 
 
 @blueprint.route("/sources/<path:name>", methods=["GET", "PUT", "DELETE"])
@@ -134,16 +146,12 @@ def sources():
     put={
         "summary": "Add or replace an article (needs a key with scope write)",
         "requestBody": {"required": True, **json_content(SourceWriteSchema, "The article")},
-        "responses": {
-            "200": json_content(SourceInfoSchema, "Replaced"),
-            "201": json_content(SourceInfoSchema, "Added"),
-            **_ERRORS,
-        },
+        "responses": {**_ACCEPTED, **_ERRORS},
         **_WRITE,
     },
     delete={
         "summary": "Remove an article (needs a key with scope write)",
-        "responses": {"204": {"description": "Removed"}, **_ERRORS},
+        "responses": {**_ACCEPTED, **_ERRORS},
         **_WRITE,
     },
 )
@@ -155,14 +163,13 @@ def source(name: str):
         with _audited("replace", name):
             if not ARTICLE_NAME.fullmatch(name):
                 raise ValidationError({"name": ["A file name ending .txt or .md."]})
-            return _written(name, fields, 200 if exists(_corpus(), name) else 201)
+            return _accepted(put_source, name, fields.pop("text"), fields)
     if request.method == "DELETE":
         require_key("write")
         with _audited("delete", name):
             if not exists(_corpus(), name):
                 abort(404, f"Unknown source: {name}")
-            _build(delete_source, name)
-            return "", 204
+            return _accepted(delete_source, name)
     version = _source_query.load(request.args.to_dict()).get("version")
     if version is not None:
         found = source_version(version)
@@ -229,21 +236,11 @@ def _source_body() -> dict:
     return _json_object()
 
 
-def _written(name: str, fields: dict, status: int):
-    """Write the article, rebuild, and answer with what is now indexed of it."""
-    text = fields.pop("text")
-    _build(put_source, name, text, fields)
-    found = current_generation().sources.get(name)
-    response = current_app.json.response(_source_info.dump(found))
-    response.status_code = status
-    response.headers["Location"] = url_for("api.source", name=name)
-    return response
-
-
-def _build(write, name: str, *arguments) -> None:
-    """Run a write, one at a time per corpus."""
+def _accepted(write, name: str, *arguments):
+    """Make a write (put_source or delete_source) and have it indexed: 202 and its status."""
     try:
-        write(_corpus(), current_app.extensions["qa_index"], name, *arguments)
+        pending: PendingWrite = write(_corpus(), name, *arguments, served=_served())
+        pending.index_elsewhere(current_app.config)
     except WriterBusy as exc:
         raise Conflict(f"{exc}; try again.") from exc
     except NotIndexable as exc:
@@ -252,6 +249,46 @@ def _build(write, name: str, *arguments) -> None:
         # A read-only or full disk: the operator's to fix; the files are as they were.
         audit.error("writing %s failed: %s", name, exc)
         raise ServiceUnavailable("The articles cannot be written on this server now.") from exc
+    g.write_id = pending.write.id
+    status = {**vars(pending.write), "state": "indexing", "generation": None, "error": None}
+    response = current_app.json.response(_write.dump(status))
+    response.status_code = 202
+    response.headers["Location"] = url_for("api.write", write_id=pending.write.id)
+    return response
+
+
+def _served() -> dict[str, int] | None:
+    """The passages of each article this worker serves (None when it serves no index)."""
+    try:
+        return {name: found.passages for name, found in current_generation().sources.items()}
+    except IndexUnavailable:
+        return None
+
+
+@blueprint.route("/writes/<write_id>")
+@document(
+    get={
+        "summary": "How a write stands: indexing, done (answers come from it) or failed",
+        "responses": {"200": json_content(WriteSchema), **_ERRORS},
+        **_WRITE,
+    }
+)
+def write(write_id: str):
+    """A write's status, asked for with a key of scope write until it is done or failed."""
+    require_key("write")
+    status = write_status(_corpus(), write_id)
+    if status is None:
+        abort(404, f"Unknown write: {write_id} (the newest {OUTCOMES_KEPT} are kept).")
+    seen_within = current_app.extensions["qa_index"].engine.seen_within
+    if status["state"] == "done" and time.time() < status["finished_at"] + seen_within:
+        status["state"] = "indexing"  # indexed, but some worker may still answer without it
+    status["indexed"] = None
+    if status["state"] == "done" and status["action"] != "delete":
+        status["indexed"] = current_generation().sources.get(status["source"])
+    if status["error"]:
+        kind = status["error"]["kind"]
+        status["error"] = {"status": _WRITE_ERRORS[kind], "message": status["error"]["message"]}
+    return _write.dump(status)
 
 
 @contextlib.contextmanager
@@ -260,7 +297,7 @@ def _audited(action: str, name: str):
     outcome = 500
     try:
         yield
-        outcome = 200
+        outcome = 202  # accepted: how its indexing ends, GET /api/v1/writes/<id> says
     except HTTPException as exc:
         outcome = exc.code
         raise
@@ -276,6 +313,7 @@ def _audited(action: str, name: str):
                     "action": action,
                     "source": name,
                     "status": outcome,
+                    "write": g.get("write_id"),
                     "request_id": g.get("request_id"),
                 },
                 ensure_ascii=False,

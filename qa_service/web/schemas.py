@@ -6,8 +6,6 @@ and, for the client, load JSON back into them (ignoring fields added later).
 
 from __future__ import annotations
 
-import re
-
 from marshmallow import (
     EXCLUDE,
     Schema,
@@ -18,8 +16,6 @@ from marshmallow import (
     validates_schema,
 )
 
-from qa_service.core.citation_formats import date_parts
-from qa_service.core.corpus import ARTICLE_NAME, WEB_ADDRESS
 from qa_service.core.results import (
     AnswerPassage,
     Answers,
@@ -295,78 +291,6 @@ class VerifiedSchema(ResponseSchema):
     @post_load
     def _make(self, data, **kwargs):
         return Verification(**data)
-
-
-def _plain_text(value: str) -> None:
-    """Text a file can hold as UTF-8, without NUL (which no article contains)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError("Must be valid Unicode text (no lone surrogates).") from None
-    if "\x00" in value:
-        raise ValidationError("Must not contain NUL.")
-
-
-_NOT_ARTICLE_NAME = "A file name of letters, digits, '.', '_' or '-', ending .txt or .md."
-_NOT_WEB_ADDRESS = "Not an http:// or https:// address."
-
-
-def _iso_date(value: str) -> None:
-    """A date as ISO 8601 writes it (year, year-month or year-month-day), and a real one."""
-    if date_parts(value) is None:
-        raise ValidationError("An ISO 8601 date, such as 2025-01-24.")
-
-
-def _whole_match(pattern: re.Pattern, error: str):
-    """A validator: the whole value matches `pattern` (validate.Regexp's "$" would also
-    pass a value with a final newline, "x.txt\n"); the OpenAPI document gets the pattern
-    anchored from metadata."""
-
-    def check(value: str) -> None:
-        if not pattern.fullmatch(value):
-            raise ValidationError(error)
-
-    return check
-
-
-def _metadata_field(description: str) -> fields.String:
-    return fields.String(
-        validate=[validate.Length(min=1, max=2000), _plain_text],
-        metadata={"description": description},
-    )
-
-
-class SourceWriteSchema(Schema):
-    """Body of PUT /api/v1/sources/<name> (and, with `name`, of POST /api/v1/sources)."""
-
-    text = fields.String(
-        required=True,
-        validate=[validate.Regexp(r"\S", error="Must not be blank."), _plain_text],
-        metadata={"description": "The article, as the citations will index it."},
-    )
-    title = _metadata_field("Shown with citations; else the article's first line.")
-    publisher = _metadata_field("Who published it.")
-    date = fields.String(
-        validate=[validate.Length(min=1, max=2000), _iso_date],
-        metadata={"description": "When it was published: an ISO 8601 date (2025-01-24, 2025-01)."},
-    )
-    url = fields.String(
-        validate=[validate.Length(min=1, max=2000), _whole_match(WEB_ADDRESS, _NOT_WEB_ADDRESS)],
-        metadata={
-            "description": "Where the original is: an http(s) address.",
-            "pattern": f"^{WEB_ADDRESS.pattern}$",
-        },
-    )
-
-
-class SourceCreateSchema(SourceWriteSchema):
-    """Body of POST /api/v1/sources."""
-
-    name = fields.String(
-        required=True,
-        validate=_whole_match(ARTICLE_NAME, _NOT_ARTICLE_NAME),
-        metadata={"pattern": f"^{ARTICLE_NAME.pattern}$"},
-    )
 
 
 class HealthSchema(ResponseSchema):

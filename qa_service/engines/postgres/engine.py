@@ -66,6 +66,8 @@ class PostgresEngine:
     servers' `async_capable` option).
     """
 
+    seen_within = CHECK_SECONDS
+
     def __init__(self, url: str, shards: Sequence[str] = (), versions_days: float = VERSIONS_DAYS):
         self.url = url
         self.versions_days = versions_days

@@ -30,6 +30,9 @@ VERSIONS = "versions"
 class WhooshEngine:
     """Generations as folders under `index_dir` (an `store.Engine`)."""
 
+    # Every request reads the `current` link afresh.
+    seen_within = 0.0
+
     def __init__(self, index_dir: Path | str, versions_days: float = VERSIONS_DAYS):
         self.index_dir = Path(index_dir)
         self.versions_days = versions_days
