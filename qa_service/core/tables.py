@@ -56,12 +56,17 @@ def find_table(text: str, block: Sequence[Line]) -> Table | None:
     if len(block) < 2:
         return None
     contents = [text[line.start : line.end] for line in block]
+    # Most blocks are prose: a look at two lines rules out every kind of table.
+    marked = contents[0][0] in "+=" or "|" in contents[1]
+    aligned = len(block) >= _ALIGNED_MIN_LINES and all("  " in line for line in contents[:2])
+    if not marked and not aligned:
+        return None
     lines = [Span(line.start, line.end) for line in block]
     for reader in (_pipe_table, _grid_table, _simple_table):
         table = reader(contents, lines)
         if table is not None and table.rows:
             return table
-    if len(block) >= _ALIGNED_MIN_LINES:
+    if aligned:
         written = [text[line.line_start : line.end].expandtabs(8) for line in block]
         table = _aligned_table(written, lines)
         if table is not None and table.rows:
