@@ -6,13 +6,16 @@ linux-doc-6.1, without translations) it builds the index (timed), then runs
 wrk in turn against, all under the same gunicorn settings (2 workers, the
 service's gevent worker class):
 
-1. a bare Flask app's /healthz (benchmarks/bare_app.py): the baseline;
-2. the service's /healthz;
-3. POST /api/v1/ask with the answer cache off: the cost of answering;
-4. the same with the answer cache on;
-5. POST /api/v1/ask, cache off, on the PostgreSQL engine: one server, then a
+1. a bare Flask app's /healthz (benchmarks/bare_app.py), for information;
+2. the encoder floor (benchmarks/floor.py): a bare Flask app whose
+   POST /api/v1/ask makes exactly the model calls an ask makes (the question's
+   encoding) and nothing else: the baseline every ask row is a ratio to;
+3. the service's /healthz;
+4. POST /api/v1/ask with the answer cache off: the cost of answering;
+5. the same with the answer cache on;
+6. POST /api/v1/ask, cache off, on the PostgreSQL engine: one server, then a
    coordinator with two shards (servers started for the run on this machine);
-6. the time from a write (PUT /api/v1/sources/<name>: a new article, then a
+7. the time from a write (PUT /api/v1/sources/<name>: a new article, then a
    correction of it) to the first answer that cites it, on each engine, while
    nothing else runs: the write request, indexing (a layer over the full build,
    index.update_index) and the first answer from the new generation.
@@ -23,8 +26,9 @@ every engine) and written by each engine; its build time is the two together.
 The asks cycle through QUESTIONS distinct questions, so with the cache on
 only a question's second and later asks in a worker are cheap; that row is
 what a cache adds to mixed traffic, never the engine's speed. Printed per row:
-requests/s, p50, p99, errors, the ratio to the bare Flask app in the same
-run, and the resident memory (RSS) of each worker after the run.
+requests/s, p50, p99, errors, the ratios to the floor and to the bare Flask
+app in the same run, the p99 over the floor's, and the resident memory (RSS) of
+each worker after the run.
 
     python benchmarks/load.py [--corpus seeds pydocs linuxdocs] [--duration 10]
 
@@ -60,17 +64,24 @@ from qa_service.retrieval.evaluation import load_questions  # noqa: E402
 from qa_service.web.keys import add_key  # noqa: E402
 
 CONNECTIONS = 16
+FLOOR = "encoder floor /api/v1/ask"
 QUESTIONS = 1000
 WORKERS = "2"  # one per core here; the same for every server of a run
-# The bare app under the service's gunicorn settings, without its config's hooks.
-BARE_FLASK = (
-    "--workers", WORKERS,
-    "--worker-class", "qa_service.web.gunicorn_worker.Worker",
-    "--worker-connections", "1000",
-    "--keep-alive", "5",
-    "--chdir", str(ROOT / "benchmarks"),
-    "bare_app:app",
-)  # fmt: skip
+
+
+# A bare app under the service's gunicorn settings, without its config's hooks.
+def bare_app(module: str) -> tuple[str, ...]:
+    """gunicorn's arguments for benchmarks/<module>.py's `app`."""
+    return (
+        "--workers", WORKERS,
+        "--worker-class", "qa_service.web.gunicorn_worker.Worker",
+        "--worker-connections", "1000",
+        "--keep-alive", "5",
+        "--chdir", str(ROOT / "benchmarks"),
+        f"{module}:app",
+    )  # fmt: skip
+
+
 # Debian packages of documentation: package, folder of sources inside it, parts left out.
 DOCUMENTATION = {
     "pydocs": ("python3.11-doc", "usr/share/doc/python3.11/html/_sources", ()),
@@ -251,9 +262,14 @@ def bench_corpus(name: str, corpus: Path, duration: int, work: Path) -> list[str
             measure(f"/api/v1/ask, {label}", url, "/api/v1/ask")
 
     with gunicorn_server(
-        index_dir, work / "bare.log", ready="/healthz", arguments=BARE_FLASK
+        index_dir, work / "bare.log", ready="/healthz", arguments=bare_app("bare_app")
     ) as url:
         measure("bare Flask /healthz", url, "/healthz")
+    with gunicorn_server(
+        index_dir, work / "floor.log", ready="/healthz", arguments=bare_app("floor")
+    ) as url:
+        run_wrk(url, "/api/v1/ask", warm_up, 4, 2, work)
+        measure(FLOOR, url, "/api/v1/ask")
     whoosh = {"QA_BACKEND": "whoosh", "QA_INDEX": str(index_dir)}
     publish("Whoosh", whoosh)
     serve("cache off", whoosh)
@@ -272,7 +288,7 @@ def bench_corpus(name: str, corpus: Path, duration: int, work: Path) -> list[str
         }
         publish("PostgreSQL, coordinator + 2 shards", sharded)
         serve("cache off, PostgreSQL coordinator + 2 shards", sharded)
-    bare = rows["bare Flask /healthz"]["rps"]
+    bare, floor = rows["bare Flask /healthz"]["rps"], rows[FLOOR]
     passages = len(prepared.passages)
     lines = [
         "",
@@ -283,15 +299,16 @@ def bench_corpus(name: str, corpus: Path, duration: int, work: Path) -> list[str
         f" {CONNECTIONS} connections, {duration} s per run, {len(bodies)} distinct"
         " questions cycled",
         "",
-        "| endpoint | requests/s | p50 ms | p99 ms | errors | ratio to bare Flask"
-        " | RSS per worker MB |",
-        "|---|---|---|---|---|---|---|",
+        "| endpoint | requests/s | p50 ms | p99 ms | errors | ratio to the floor"
+        " | p99 / floor's | ratio to bare Flask | RSS per worker MB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for label, figures in rows.items():
         rss = " / ".join(f"{size:.0f}" for size in figures["rss"])
         lines.append(
             f"| {label} | {figures['rps']:.0f} | {figures['p50']:.2f} | {figures['p99']:.2f}"
-            f" | {figures['errors']} | {figures['rps'] / bare:.2f} | {rss} |"
+            f" | {figures['errors']} | {figures['rps'] / floor['rps']:.2f}"
+            f" | {figures['p99'] / floor['p99']:.2f} | {figures['rps'] / bare:.2f} | {rss} |"
         )
     lines += [
         "",
