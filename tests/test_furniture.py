@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qa_service.core.furniture import furniture_lines
+from qa_service.core.furniture import _LineCache, furniture_lines, line_keys
 from qa_service.core.passages import split_passages
 
 FOOTER = "The City Desk is funded by its readers."
@@ -72,3 +74,12 @@ def test_furniture_depends_on_the_distinct_articles_not_their_copies_or_order(
     copied = texts + [texts[pick % len(texts)] for pick in copies]
     random.shuffle(copied)
     assert furniture_lines(copied) == furniture_lines(texts)
+
+
+def test_the_lines_kept_between_builds_are_bounded_in_characters():
+    cache = _LineCache(limit=200)
+    first, second = _story(1, lines=2), _story(2, lines=2)
+    assert cache.line_keys(first) == line_keys(first)
+    cache.line_keys(second)  # over the limit together: the first goes
+    assert list(cache._entries) == [hashlib.sha256(second.encode()).digest()]
+    assert cache._chars == sum(map(len, line_keys(second))) <= 200

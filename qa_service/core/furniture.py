@@ -13,9 +13,10 @@ change of the furniture moves.
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import itertools
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 
 from .layout import line_key, logical_lines
@@ -27,16 +28,49 @@ MAX_BOILERPLATE_CHARS = 200
 # and its reprint with a line added. Two stories of one site share their furniture
 # (a few lines) and differ in the rest.
 COPY_SHARE = 0.75
-# Articles whose lines are kept for the next write (each write reads every article's).
-CACHED_ARTICLES = 4096
+# The articles' lines kept between builds, in characters: each write reads every
+# article's lines, and works out only those of articles it has not met (a worker's
+# first write, all of them: about 6 s for the Python docs' 12 MB).
+CACHED_CHARS = 64_000_000
 
 
-@functools.lru_cache(maxsize=CACHED_ARTICLES)
 def line_keys(text: str) -> frozenset[str]:
     """An article's distinct lines as compared across articles: its logical lines with a
     letter, trimmed, runs of whitespace made one space."""
-    keys = (line_key(text[line.start : line.end]) for line in logical_lines(text))
-    return frozenset(key for key in keys if any(char.isalpha() for char in key))
+    return _CACHE.line_keys(text)
+
+
+class _LineCache:
+    """Articles' line keys by the SHA-256 of their text, the least recently used dropped
+    beyond CACHED_CHARS characters of keys (the texts themselves are not kept)."""
+
+    def __init__(self, limit: int):
+        self._limit, self._chars = limit, 0
+        self._entries: OrderedDict[bytes, frozenset[str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def line_keys(self, text: str) -> frozenset[str]:
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+        with self._lock:
+            if digest in self._entries:
+                self._entries.move_to_end(digest)
+                return self._entries[digest]
+        lines = (line_key(text[line.start : line.end]) for line in logical_lines(text))
+        keys = frozenset(key for key in lines if any(char.isalpha() for char in key))
+        with self._lock:
+            if digest not in self._entries:
+                self._entries[digest] = keys
+                self._chars += _size(keys)
+            while self._chars > self._limit:
+                self._chars -= _size(self._entries.popitem(last=False)[1])
+        return keys
+
+
+def _size(keys: frozenset[str]) -> int:
+    return sum(map(len, keys))
+
+
+_CACHE = _LineCache(CACHED_CHARS)
 
 
 def furniture_lines(texts: Iterable[str]) -> frozenset[str]:
