@@ -8,14 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qa_service.core.furniture import MAX_BOILERPLATE_CHARS, furniture_lines
 from qa_service.core.layout import LineKind, is_prose_line, line_kind
-from qa_service.core.passages import (
-    MAX_BOILERPLATE_CHARS,
-    MAX_PASSAGE_CHARS,
-    MAX_PASSAGE_SENTENCES,
-    repeated_lines,
-    split_passages,
-)
+from qa_service.core.passages import MAX_PASSAGE_CHARS, MAX_PASSAGE_SENTENCES, split_passages
 from qa_service.core.sentences import split_sentences
 
 BOILERPLATE = [
@@ -277,7 +272,7 @@ def test_lines_shared_by_two_articles_are_boilerplate():
     assert len(shared_long.strip()) > MAX_BOILERPLATE_CHARS
     first = f"The court heard the case.\n{footer}\n{shared_long}\n42\n"
     second = f"LinkedIn denied the claims.\n  {footer}  \n{shared_long}\n42\n"
-    boilerplate = repeated_lines([first, second])
+    boilerplate = furniture_lines([first, second])
     assert boilerplate == {footer}
     for text in (first, second):
         passages = split_passages(text, "news.txt", boilerplate=boilerplate)

@@ -8,19 +8,15 @@ markers are left out of the passages, never removed from the text.
 from __future__ import annotations
 
 import bisect
-from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .layout import line_key, logical_lines, paragraph_spans
+from .layout import paragraph_spans
 from .sentences import split_sentences
 
 MAX_PASSAGE_CHARS = 600
 MAX_PASSAGE_SENTENCES = 3
-# Longer lines are article text even when two articles share them (a syndicated
-# paragraph), never page furniture.
-MAX_BOILERPLATE_CHARS = 200
 
 
 class Token(NamedTuple):
@@ -64,7 +60,8 @@ def split_passages(
 ) -> list[Passage]:
     """Split article text into passages of 1..max_sentences whole sentences.
 
-    `boilerplate` holds lines to leave out, e.g. `repeated_lines` of the whole corpus.
+    `boilerplate` holds lines to leave out, e.g. the whole corpus's
+    `furniture.furniture_lines`.
     """
     locator = _Locator(text)
     passages = []
@@ -92,19 +89,6 @@ def split_passages(
                 )
             )
     return passages
-
-
-def repeated_lines(texts: Iterable[str]) -> frozenset[str]:
-    """Lines that occur in two or more of `texts`: the site's furniture, not an article's text."""
-    articles_with_line: Counter[str] = Counter()
-    for text in texts:
-        keys = {line_key(text[line.start : line.end]) for line in logical_lines(text)}
-        articles_with_line.update(
-            key
-            for key in keys
-            if len(key) <= MAX_BOILERPLATE_CHARS and any(char.isalpha() for char in key)
-        )
-    return frozenset(key for key, count in articles_with_line.items() if count >= 2)
 
 
 def _group_sentences(

@@ -3,10 +3,12 @@
 Rebuilding a large index for one added or corrected article takes minutes
 (encoding every passage is most of it). So a write that leaves most articles
 as the last full build indexed them prepares only the articles that differ
-from it: a *layer*, published as a generation that names its *base* (the full
-build) and the base's articles it hides (replaced or deleted). `LayeredStore`
-reads base and layer as one `PassageStore`: the base's positions first, then
-the layer's; a hidden passage is never a candidate, a link target or a source.
+from it, and those a change of the corpus's furniture splits otherwise (so the
+passages served are a full build's of the folder, whatever writes led there):
+a *layer*, published as a generation that names its *base* (the full build)
+and the base's articles it hides (replaced or deleted). `LayeredStore` reads
+base and layer as one `PassageStore`: the base's positions first, then the
+layer's; a hidden passage is never a candidate, a link target or a source.
 
 Statistics. The layer's passages are scored with the whole corpus's figures
 (postings.Surroundings: the base's document frequencies, recovered from its
@@ -27,6 +29,7 @@ import numpy as np
 
 from qa_service.core.corpus import Article
 from qa_service.core.corroboration import Link, link_passages
+from qa_service.core.furniture import line_keys
 from qa_service.core.passages import Passage, Token
 from qa_service.core.results import SourceDocument
 from qa_service.retrieval.postings import Surroundings
@@ -47,10 +50,11 @@ LINK_CANDIDATES = 20
 
 
 def changed_articles(
-    articles: Sequence[Article], base: PassageStore
+    articles: Sequence[Article], base: PassageStore, furniture: frozenset[str]
 ) -> tuple[list[Article], dict[str, tuple[int, int]]]:
     """The articles that differ from what `base` indexed (new, or changed in text or
-    metadata), and the base's articles they replace or that are gone, with their positions."""
+    metadata) or that `furniture`, the whole corpus's now, splits otherwise than the base's
+    did, and the base's articles they replace or that are gone, with their positions."""
     # Each source read once (an engine may read its text with it). A build writes an
     # article's passages together, in the order of its sources: its positions follow.
     indexed, ranges, start = {}, {}, 0
@@ -58,7 +62,15 @@ def changed_articles(
         indexed[name], ranges[name] = source, (start, start + source.passages)
         start += source.passages
     names = {article.name for article in articles}
-    changed = [article for article in articles if _differs(article, indexed.get(article.name))]
+    # A line that became furniture, or stopped being it, moves the passages of every
+    # article holding it: those are split again, so the layer serves a full build's.
+    moved = furniture ^ base.info.boilerplate
+    changed = [
+        article
+        for article in articles
+        if _differs(article, indexed.get(article.name))
+        or not moved.isdisjoint(line_keys(article.text))
+    ]
     replaced = {article.name for article in changed}
     hidden = {name: span for name, span in ranges.items() if name not in names or name in replaced}
     return changed, hidden
@@ -159,7 +171,7 @@ class LayeredStore:
             # Positions of base and layer (hidden ones included: they are never returned).
             passage_count=self._base_count + layer.info.passage_count,
             mean_length=layer.info.mean_length,  # the layer's were counted over both
-            boilerplate=layer.info.boilerplate,  # a layer's holds its base's (prepare_layer)
+            boilerplate=layer.info.boilerplate,  # the whole corpus's (prepare_layer)
             encoder=base.info.encoder,  # the layer's is the same
         )
         self.sources = _Sources(self)

@@ -27,7 +27,8 @@ import numpy as np
 
 from qa_service.core.corpus import Article, read_corpus
 from qa_service.core.corroboration import link_passages
-from qa_service.core.passages import Passage, repeated_lines, split_passages
+from qa_service.core.furniture import furniture_lines
+from qa_service.core.passages import Passage, split_passages
 from qa_service.core.tables import header_of_row
 from qa_service.engines import engine_for, layered
 from qa_service.engines.generations import INDEX_FORMAT
@@ -51,6 +52,7 @@ LAYER_SHARE = 0.1
 CONTENT_MODULES = (
     "qa_service.core.corpus",
     "qa_service.core.corroboration",
+    "qa_service.core.furniture",
     "qa_service.core.layout",
     "qa_service.core.passages",
     "qa_service.core.sentences",
@@ -135,11 +137,13 @@ def update_index(
         base = layered.full_build_of(current)
         prepared = None
         if base is not None:
-            changed, hidden = layered.changed_articles(articles, base)
+            # The folder's furniture, as a full build of it finds it.
+            furniture = furniture_lines(article.text for article in articles)
+            changed, hidden = layered.changed_articles(articles, base, furniture)
             room = layer_share * base.info.passage_count
             # (An empty layer is the base again: a write undone by the next one.)
             if layered.hidden_passages(hidden) <= room:
-                prepared = prepare_layer(changed, base, hidden, max_passages=room)
+                prepared = prepare_layer(changed, base, hidden, furniture, max_passages=room)
         if prepared is None:
             prepared = prepare(articles)
             name = engine.publish(prepared, content_hash)
@@ -159,14 +163,14 @@ def _articles(seeds_dir: Path | str) -> list[Article]:
 def indexable(seeds_dir: Path | str) -> bool:
     """Whether a build of `seeds_dir` would find passages to index (split only: no encoding)."""
     articles = read_corpus(seeds_dir)
-    boilerplate = repeated_lines(article.text for article in articles)
+    boilerplate = furniture_lines(article.text for article in articles)
     return any(split_passages(a.text, a.name, boilerplate=boilerplate) for a in articles)
 
 
 def prepare(articles: list[Article]) -> PreparedIndex:
     """Everything an index holds, computed from the articles, for an engine to write."""
-    # Lines shared by several articles are the sites' furniture, not their text.
-    boilerplate = repeated_lines(article.text for article in articles)
+    # Lines shared by articles that otherwise differ are the sites' furniture, not their text.
+    boilerplate = furniture_lines(article.text for article in articles)
     sources, passages = _split(articles, boilerplate)
     tokens = [passage_tokens(passage) for passage in passages]
     postings = build_postings(tokens)
@@ -180,15 +184,14 @@ def prepare_layer(
     articles: list[Article],
     base: PassageStore,
     hidden: Mapping[str, tuple[int, int]],
+    boilerplate: frozenset[str],
     *,
     max_passages: float = math.inf,
 ) -> PreparedIndex | None:
-    """What a layer over `base` holds (layered.py): `articles`, scored and linked as part
-    of the whole corpus, where `hidden` are the base's articles no longer in it; None
-    when the articles make more than `max_passages` passages."""
-    # The base's furniture, and what these articles share; a line one of them shares
-    # with one base article only is kept until the next full build.
-    boilerplate = base.info.boilerplate | repeated_lines(article.text for article in articles)
+    """What a layer over `base` holds (layered.py): `articles`, split with `boilerplate`
+    (the whole corpus's furniture), scored and linked as part of the whole corpus, where
+    `hidden` are the base's articles no longer in it; None when the articles make more
+    than `max_passages` passages."""
     sources, passages = _split(articles, boilerplate, empty_ok=True)
     if len(passages) > max_passages:
         return None
