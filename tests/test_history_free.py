@@ -85,7 +85,8 @@ class HistoryFree(RuleBasedStateMachine):
 
     def _put(self, name: str, text: str, how: str) -> None:
         if how == "api":
-            self.reported = put_source(self.corpus, self.handle, name, text, {}).passages
+            pending = put_source(self.corpus, name, text, {})
+            self.reported = pending.index(self.engine, layer_share=1.0).passages
             return
         (self.corpus / name).write_text(text, encoding="utf-8")
         self._index(how)
@@ -124,7 +125,8 @@ class HistoryFree(RuleBasedStateMachine):
         names = self._names()
         name = names[pick % len(names)]
         if how == "api":
-            self.reported = delete_source(self.corpus, self.handle, name).passages
+            pending = delete_source(self.corpus, name)
+            self.reported = pending.index(self.engine, layer_share=1.0).passages
             return
         (self.corpus / name).unlink()
         self._index(how)
@@ -171,13 +173,15 @@ def test_a_copy_written_then_deleted_leaves_the_original_whole(tmp_path):
     original = [p[1:] for p in _served(handle.generation()) if p[0] == "story.txt"]
     assert len(original) == 9 and FURNITURE[0] not in {p[2] for p in original}
 
-    put_source(corpus, handle, "copy.txt", story, {})  # the story's lines, twice now
+    # The story's lines, twice now.
+    put_source(corpus, "copy.txt", story, {}).index(engine, layer_share=1.0)
     for force in (False, True):  # the write's layer, then a full build
         build_index(corpus, engine, force=force)
         served = _served(handle.generation())
         for name in ("story.txt", "copy.txt"):
             assert [p[1:] for p in served if p[0] == name] == original
-    delete_source(corpus, handle, "copy.txt")  # a layer over the full build with the copy
+    # A layer over the full build with the copy.
+    delete_source(corpus, "copy.txt").index(engine, layer_share=1.0)
     again = build_index(corpus, engine)  # `qa-service index`: nothing to do
     assert not again.built and _served(handle.generation()) == _served(engine.open())
     assert [p[1:] for p in _served(handle.generation()) if p[0] == "story.txt"] == original
