@@ -181,7 +181,10 @@ def _aligned_table(written: list[str], lines: Sequence[Span]) -> Table | None:
             range(match.start() + indent, match.end() + indent)
             for match in re.finditer(r" {2,}", stripped.lstrip())
         ]
-        if not wide or not all(any(set(run) & set(gap) for gap in gaps) for run in wide):
+        overlaps = (
+            any(run.start < gap.stop and gap.start < run.stop for gap in gaps) for run in wide
+        )
+        if not wide or not all(overlaps):
             return None
     rule = next((i for i, line in enumerate(written) if _DASH_RULE.fullmatch(line.strip())), None)
     if rule == 1:

@@ -70,9 +70,9 @@ def subjects(texts: Iterable[str], limit: int = 5) -> list[str]:
     return [spellings[key].most_common(1)[0][0] for key in chosen]
 
 
-def example_questions(generation: PassageStore, limit: int = 3) -> list[str]:
-    """Questions the articles answer: their own question lines, else about their subjects."""
-    texts = _texts(generation)
+def example_questions(generation: PassageStore, texts: list[str], limit: int = 3) -> list[str]:
+    """Questions the articles answer: their own question lines, else about their subjects
+    (`texts`: article_texts of the generation)."""
     asked_by_articles = list(
         dict.fromkeys(
             match.group(1).strip() for text in texts for match in _QUESTION_LINE.finditer(text)
@@ -88,13 +88,14 @@ def example_questions(generation: PassageStore, limit: int = 3) -> list[str]:
     return examples
 
 
-def about_line(generation: PassageStore) -> str | None:
+def about_line(texts: list[str]) -> str | None:
     """The folder's subjects in one line ("What the articles share most: LinkedIn, …")."""
-    found = subjects(_texts(generation))
+    found = subjects(texts)
     return f"What the articles share most: {', '.join(found)}." if found else None
 
 
-def _texts(generation: PassageStore) -> list[str]:
+def article_texts(generation: PassageStore) -> list[str]:
+    """The texts of the articles the overview reads (at most ARTICLES_READ, by name)."""
     names = sorted(generation.sources)[:ARTICLES_READ]
     return [source.text for name in names if (source := generation.sources.get(name))]
 

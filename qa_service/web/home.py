@@ -57,17 +57,24 @@ def home_page() -> HomePage:
     """
     configured = example_questions(current_app.config["EXAMPLE_QUESTIONS"])
     folder = read_about(Path(current_app.config["SEEDS_DIR"]))
+    examples = configured or list(folder.examples)
     try:
         generation = current_generation()
     except IndexUnavailable as exc:
         # The search form still works for the reader to try when the index is away.
         log_index_unavailable(exc)
-        return HomePage(None, folder.about, configured or list(folder.examples))
-    examples = configured or list(folder.examples)
+        return HomePage(None, folder.about, examples)
+
+    def texts() -> list[str]:  # read once per generation, for the about line and examples
+        return _per_generation(generation, "texts", overview.article_texts, generation)
+
     return HomePage(
         _per_generation(generation, "summary", summarize_corpus, generation.sources.values()),
-        folder.about or _per_generation(generation, "about", overview.about_line, generation),
-        examples or _per_generation(generation, "examples", overview.example_questions, generation),
+        folder.about or _per_generation(generation, "about", lambda: overview.about_line(texts())),
+        examples
+        or _per_generation(
+            generation, "examples", lambda: overview.example_questions(generation, texts())
+        ),
     )
 
 
