@@ -134,6 +134,13 @@ def test_nested_source_names_work(hostile_server):
 # --- schemathesis: every documented operation, generated inputs, validated responses
 
 
+CONTRACT_WARNINGS = {
+    "missing_auth", "base_url_mismatch", "validation_mismatch", "missing_deserializer",
+    "unused_openapi_auth", "unsupported_regex", "method_not_allowed", "unresolvable_reference",
+    "dictionary_mismatch", "timeout_units",
+}  # fmt: skip
+
+
 def test_api_matches_its_openapi_document(seeds_dir, tmp_path):
     # Writes included: a copy of the seeds to write to, and a key that may.
     seeds = tmp_path / "seeds"
@@ -149,7 +156,11 @@ def test_api_matches_its_openapi_document(seeds_dir, tmp_path):
             sys.executable, "-m", "schemathesis.cli", "run", f"{url}/openapi.json",
             "--checks", "all", "--exclude-checks", "positive_data_acceptance",
             "--max-examples", "50", "--seed", "1", "-H", f"Authorization: Bearer {key}",
+            # Warnings about the contract, not those that depend on timing: a write is
+            # indexed after its 202 and the next write meanwhile gets 409, so how many
+            # writes succeed (missing_test_data, low_valid_rate) varies with the machine.
+            "--warnings", ",".join(sorted(CONTRACT_WARNINGS)),
         ]  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-4000:]
-    assert "No issues found" in result.stdout
+    assert "No issues found" in result.stdout, result.stdout[-4000:]
