@@ -9,10 +9,12 @@ dates or amounts are a conflict: "September 18, 2023" against "September 2024".
 
 from __future__ import annotations
 
+import bisect
+import functools
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 
 from .passages import Passage, Token
@@ -76,28 +78,38 @@ def link_passages(
     Links are kept per passage (at most MAX_LINKS), so A may list B while B,
     having closer passages, does not list A.
     """
+    # Sentences numbered source by source (in order of first appearance), so that the
+    # sentences of other sources after one are the tail of any list in that order.
+    group = {source: rank for rank, source in enumerate(dict.fromkeys(p.source for p in passages))}
+    by_source = sorted(range(len(passages)), key=lambda number: group[passages[number].source])
     sentences = []  # (passage number, span, unit vector)
-    for number, passage in enumerate(passages):
+    last_of_source = []  # the index of the last sentence of each sentence's source
+    for number in by_source:
+        passage = passages[number]
+        if sentences and passages[sentences[-1][0]].source != passage.source:
+            last_of_source.extend([len(sentences) - 1] * (len(sentences) - len(last_of_source)))
         for span in passage.sentences:
             terms = Counter(t.term for t in tokens[number] if span[0] <= t.start < span[1])
             sentences.append((number, span, _unit_vector(terms, idf)))
-    postings = defaultdict(list)
+    last_of_source.extend([len(sentences) - 1] * (len(sentences) - len(last_of_source)))
+    # Per term, the sentences holding it in order, and its weight in each.
+    holders: dict[str, list[int]] = defaultdict(list)
+    weights: dict[str, list[float]] = defaultdict(list)
     for index, (_, _, vector) in enumerate(sentences):
-        for term in vector:
-            postings[term].append(index)
+        for term, weight in vector.items():
+            holders[term].append(index)
+            weights[term].append(weight)
     best: dict[tuple[int, int], tuple[float, int, int]] = {}
     for index, (number, _, vector) in enumerate(sentences):
         scores: dict[int, float] = defaultdict(float)
         for term, weight in vector.items():
-            posting = postings[term]
-            if len(posting) > MAX_TERM_SENTENCES:
+            held = holders[term]
+            if len(held) > MAX_TERM_SENTENCES:
                 continue
-            for other in posting:
-                if (
-                    other > index
-                    and passages[sentences[other][0]].source != passages[number].source
-                ):
-                    scores[other] += weight * sentences[other][2][term]
+            # Each pair once, and never two sentences of one source.
+            first = bisect.bisect_right(held, last_of_source[index])
+            for other, other_weight in zip(held[first:], weights[term][first:], strict=True):
+                scores[other] += weight * other_weight
         for other, similarity in scores.items():
             pair = (number, sentences[other][0])
             if similarity >= COMPARABLE and similarity > best.get(pair, (0.0,))[0]:
@@ -106,6 +118,26 @@ def link_passages(
     for (a, b), (similarity, index_a, index_b) in best.items():
         closest[a].append((similarity, b, index_a, index_b))
         closest[b].append((similarity, a, index_b, index_a))
+
+    @functools.cache
+    def words(number: int) -> frozenset[str]:
+        return frozenset(_words(passages[number].text))
+
+    @functools.cache
+    def sentence_text(index: int) -> str:
+        number, (start, end), _ = sentences[index]
+        passage = passages[number]
+        return passage.text[start - passage.start : end - passage.start]
+
+    def conflicts(mine: int, theirs: int, similarity: float) -> tuple:
+        """Conflicting values between two linked sentences, as (kind, mine, theirs)."""
+        texts = sentence_text(mine), sentence_text(theirs)
+        # Every date that can conflict has a day or a year, and every amount a digit.
+        if not all(_DIGIT.search(text) for text in texts):
+            return ()
+        pairs = conflicting_values(*texts, amounts=similarity >= SAME_FACT)
+        return tuple((a.kind, a.text, b.text) for a, b in pairs)
+
     links = []
     for number, candidates in enumerate(closest):
         candidates.sort(reverse=True)
@@ -114,27 +146,13 @@ def link_passages(
                 Link(
                     other,
                     similarity,
-                    near_copy(passages[number].text, passages[other].text),
-                    _conflicts(passages, sentences, mine, theirs, similarity),
+                    _shares_most(words(number), words(other)),
+                    conflicts(mine, theirs, similarity),
                 )
                 for similarity, other, mine, theirs in candidates[:MAX_LINKS]
             ]
         )
     return links
-
-
-def _conflicts(passages, sentences, mine: int, theirs: int, similarity: float) -> tuple:
-    """Conflicting values between two linked sentences, as (kind, mine, theirs)."""
-    texts = []
-    for index in (mine, theirs):
-        number, (start, end), _ = sentences[index]
-        passage = passages[number]
-        texts.append(passage.text[start - passage.start : end - passage.start])
-    # Every date that can conflict has a day or a year, and every amount a digit.
-    if not all(any(char.isdigit() for char in text) for text in texts):
-        return ()
-    pairs = conflicting_values(*texts, amounts=similarity >= SAME_FACT)
-    return tuple((a.kind, a.text, b.text) for a, b in pairs)
 
 
 def _unit_vector(terms: Counter, idf: Callable[[str], float]) -> dict[str, float]:
@@ -145,7 +163,10 @@ def _unit_vector(terms: Counter, idf: Callable[[str], float]) -> dict[str, float
 
 def near_copy(text: str, other: str) -> bool:
     """Whether two texts share most of their distinct words (a copied quotation)."""
-    words, other_words = set(_words(text)), set(_words(other))
+    return _shares_most(frozenset(_words(text)), frozenset(_words(other)))
+
+
+def _shares_most(words: Set[str], other_words: Set[str]) -> bool:
     union = words | other_words
     return bool(union) and len(words & other_words) / len(union) >= NEAR_COPY
 
@@ -154,6 +175,7 @@ def _words(text: str) -> list[str]:
     return re.findall(r"\w+", text.lower())
 
 
+_DIGIT = re.compile(r"\d")
 _MONTHS = "january february march april may june july august september october november december"
 _MONTH_NUMBER = {name[:3]: number for number, name in enumerate(_MONTHS.split(), start=1)}
 _DATE = re.compile(

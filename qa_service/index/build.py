@@ -14,10 +14,7 @@ import functools
 import hashlib
 import importlib.util
 import json
-import logging
 import math
-import os
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -32,13 +29,12 @@ from qa_service.core.passages import Passage, split_passages
 from qa_service.core.tables import header_of_row
 from qa_service.engines import engine_for, layered
 from qa_service.engines.generations import INDEX_FORMAT
+from qa_service.index import encoded
 from qa_service.retrieval.analysis import ANALYSIS_VERSION, passage_tokens
 from qa_service.retrieval.nearest import build_vector_index
 from qa_service.retrieval.postings import build_postings
-from qa_service.retrieval.semantic import DIMENSIONS, MODEL_DIR, SentenceEncoder, model_id
+from qa_service.retrieval.semantic import DIMENSIONS, model_id
 from qa_service.retrieval.store import Engine, IndexUnavailable, Layer, PassageStore, PreparedIndex
-
-log = logging.getLogger(__name__)
 
 # A write layers the articles that differ from the last full build over it while they
 # hold at most this share of its passages: beyond, the layer's cost (it is prepared
@@ -105,7 +101,7 @@ def build_index(
             and (unchanged := engine.unchanged(content_hash))
         ):
             return BuildReport(unchanged[0], False, len(articles), unchanged[1])
-        prepared = prepare(articles)
+        prepared = prepare(articles, engine.encoded_dir)
         name = engine.publish(prepared, content_hash)
     return BuildReport(name, True, len(articles), len(prepared.passages))
 
@@ -143,9 +139,11 @@ def update_index(
             room = layer_share * base.info.passage_count
             # (An empty layer is the base again: a write undone by the next one.)
             if layered.hidden_passages(hidden) <= room:
-                prepared = prepare_layer(changed, base, hidden, furniture, max_passages=room)
+                prepared = prepare_layer(
+                    changed, base, hidden, furniture, engine.encoded_dir, max_passages=room
+                )
         if prepared is None:
-            prepared = prepare(articles)
+            prepared = prepare(articles, engine.encoded_dir)
             name = engine.publish(prepared, content_hash)
             return BuildReport(name, True, len(articles), len(prepared.passages))
         name = engine.publish(prepared, content_hash, Layer(base.info.name, hidden))
@@ -167,8 +165,9 @@ def indexable(seeds_dir: Path | str) -> bool:
     return any(split_passages(a.text, a.name, boilerplate=boilerplate) for a in articles)
 
 
-def prepare(articles: list[Article]) -> PreparedIndex:
-    """Everything an index holds, computed from the articles, for an engine to write."""
+def prepare(articles: list[Article], encoded_dir: Path | None = None) -> PreparedIndex:
+    """Everything an index holds, computed from the articles, for an engine to write;
+    texts encoded before are taken from `encoded_dir` (index/encoded.py)."""
     # Lines shared by articles that otherwise differ are the sites' furniture, not their text.
     boilerplate = furniture_lines(article.text for article in articles)
     sources, passages = _split(articles, boilerplate)
@@ -176,7 +175,7 @@ def prepare(articles: list[Article]) -> PreparedIndex:
     postings = build_postings(tokens)
     fallback = math.log(len(passages)) + 1
     links = link_passages(passages, tokens, lambda term: postings.idf_of(term, fallback))
-    vectors, sentence_vectors = _embeddings(passages, articles)
+    vectors, sentence_vectors = _embeddings(passages, articles, encoded_dir, encoded.FULL)
     return PreparedIndex(sources, passages, postings, links, vectors, sentence_vectors, boilerplate)
 
 
@@ -185,6 +184,7 @@ def prepare_layer(
     base: PassageStore,
     hidden: Mapping[str, tuple[int, int]],
     boilerplate: frozenset[str],
+    encoded_dir: Path | None = None,
     *,
     max_passages: float = math.inf,
 ) -> PreparedIndex | None:
@@ -208,7 +208,7 @@ def prepare_layer(
         return postings.idf_of(term, in_base[term] + shift)
 
     links = layered.layer_links(passages, tokens, idf, base, hidden)
-    vectors, sentence_vectors = _embeddings(passages, articles)
+    vectors, sentence_vectors = _embeddings(passages, articles, encoded_dir, encoded.LAYER)
     return PreparedIndex(sources, passages, postings, links, vectors, sentence_vectors, boilerplate)
 
 
@@ -238,7 +238,9 @@ def _split(
     return sources, passages
 
 
-def _embeddings(passages: list[Passage], articles: list[Article]):
+def _embeddings(
+    passages: list[Passage], articles: list[Article], encoded_dir: Path | None, part: str
+):
     """The vector index of the passages and the vectors of their sentences, in turn."""
     meant = _as_meant(passages, {article.name: article.text for article in articles})
     sentences = [
@@ -253,9 +255,7 @@ def _embeddings(passages: list[Passage], articles: list[Article]):
         empty = np.zeros((0, DIMENSIONS), dtype=np.float32)
         return build_vector_index(empty), empty
     row = {text: i for i, text in enumerate(texts)}
-    started = time.perf_counter()
-    vectors = SentenceEncoder(MODEL_DIR).encode(texts, threads=os.cpu_count() or 1)
-    log.info("encoded %d distinct texts in %.1f s", len(texts), time.perf_counter() - started)
+    vectors = encoded.encode_texts(texts, encoded_dir, part)
     return (
         build_vector_index(vectors[[row[text] for text in meant]]),
         vectors[[row[text] for text in sentences]],

@@ -19,6 +19,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from qa_service.core.results import SourceDocument
 from qa_service.engines.generations import GENERATIONS_KEPT, generation_name
@@ -68,10 +69,17 @@ class PostgresEngine:
 
     seen_within = CHECK_SECONDS
 
-    def __init__(self, url: str, shards: Sequence[str] = (), versions_days: float = VERSIONS_DAYS):
+    def __init__(
+        self,
+        url: str,
+        shards: Sequence[str] = (),
+        versions_days: float = VERSIONS_DAYS,
+        encoded_dir: Path | None = None,
+    ):
         self.url = url
         self.versions_days = versions_days
         self.shards = list(shards)
+        self.encoded_dir = encoded_dir
         self._lock = threading.Lock()
         self._connection = None
         self._name: str | None = None

@@ -7,22 +7,28 @@ from pathlib import Path
 
 import numpy as np
 from whoosh import index as whoosh_index
+from whoosh.analysis import RegexTokenizer
 from whoosh.fields import ID, STORED, TEXT, Schema
 
 from qa_service.core.corroboration import links_as_rows
-from qa_service.retrieval.analysis import ANALYZER, WORDS_ANALYZER
+from qa_service.retrieval.analysis import WORDS_ANALYZER
 from qa_service.retrieval.semantic import write_encoder
 from qa_service.retrieval.store import PreparedIndex
 
 LINKS = "links.json"
 SENTENCE_VECTORS = "sentence-vectors.npy"
 BOILERPLATE = "boilerplate.json"
+SORT_BUFFER_MB = 512
 
+# The build has analysed every passage already (retrieval/analysis.py): Whoosh indexes
+# those terms, one per line (a term is a word's stem, never a line break), and
+# stores the passage's text. Searches are by terms, never phrases: no positions.
+_TERMS = "\n"
 SCHEMA = Schema(
     id=ID(stored=True, unique=True),
     source=ID(stored=True),
-    text=TEXT(analyzer=ANALYZER, stored=True),
-    words=TEXT(analyzer=WORDS_ANALYZER),
+    text=TEXT(analyzer=RegexTokenizer(f"[^{_TERMS}]+"), stored=True, phrase=False),
+    words=TEXT(analyzer=WORDS_ANALYZER, phrase=False),
     # Offsets and sentence spans, read back into memory when a generation opens.
     location=STORED,
 )
@@ -32,14 +38,19 @@ def write(folder: Path, prepared: PreparedIndex, *, encoder: bool = True) -> Non
     """Write a prepared index into `folder`: the Whoosh index, then what the build computed
     (and the encoder the vectors came from, unless told not to)."""
     ix = whoosh_index.create_in(str(folder), SCHEMA)
+    vocabulary = np.array(prepared.postings.vocabulary, dtype=object)
+    rows = prepared.postings.token_rows
     # In position order: one writer, one segment, so Whoosh's document numbers are positions.
-    # The writer commits on success and cancels if anything raises.
-    with ix.writer() as writer:
-        for passage in prepared.passages:
+    # The writer commits on success and cancels if anything raises; its sort buffer is
+    # large enough for a large corpus's postings in memory (no runs merged from disk).
+    with ix.writer(limitmb=SORT_BUFFER_MB) as writer:
+        for position, passage in enumerate(prepared.passages):
+            terms = prepared.postings.token_terms[rows[position] : rows[position + 1]]
             writer.add_document(
                 id=passage.id,
                 source=passage.source,
-                text=passage.text,
+                text=_TERMS.join(vocabulary[terms]),
+                _stored_text=passage.text,
                 words=passage.text,
                 location={
                     "start": passage.start,

@@ -1,0 +1,109 @@
+"""The vectors of texts earlier builds encoded, so that a build encodes only new text.
+
+Encoding is most of a build's time (about four fifths on the Python docs), and
+a rebuild — `qa-service index --force`, a change to the splitter, the full
+build that follows many writes, a layer prepared again at each write — meets
+mostly texts an earlier build already encoded. The encoder gives a text the
+same vector every time (it runs each text alone, see `SentenceEncoder.encode`),
+so a kept vector is the vector: answers are the same with or without this.
+
+Two parts are kept in one folder, each a NumPy file of (key, vector) rows
+replaced whole: "full", exactly the texts of the last full build, and "layer",
+exactly the texts of the last layer (a layer holds every article that differs
+from its base). So the folder is bounded by what the index itself holds. A key
+is a digest of the model's id and the text: another model never matches.
+The folder is a cache: when it cannot be read or written, builds encode
+everything, as without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from qa_service.retrieval.semantic import DIMENSIONS, MODEL_DIR, SentenceEncoder, model_id
+
+log = logging.getLogger(__name__)
+
+FULL = "full"
+LAYER = "layer"
+_ROW = np.dtype([("key", "V16"), ("vector", "<f4", (DIMENSIONS,))])
+
+
+def encode_texts(texts: Sequence[str], folder: Path | None, part: str) -> np.ndarray:
+    """One unit-length row per text (as `SentenceEncoder.encode`), taking the vectors
+    kept in `folder` and encoding the rest; then `part` keeps exactly these texts
+    (a full build also drops the layer part, which its texts replace)."""
+    keys = [_key(text) for text in texts]
+    vectors = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
+    kept = _read(folder)
+    missing = [i for i, key in enumerate(keys) if key not in kept]
+    for i, key in enumerate(keys):
+        if key in kept:
+            vectors[i] = kept[key]
+    if missing:
+        started = time.perf_counter()
+        encoder = SentenceEncoder(MODEL_DIR)
+        vectors[missing] = encoder.encode([texts[i] for i in missing], threads=os.cpu_count() or 1)
+        log.info(
+            "encoded %d of %d distinct texts in %.1f s (the rest were kept)",
+            len(missing),
+            len(texts),
+            time.perf_counter() - started,
+        )
+    if folder is not None:
+        _keep(folder, part, keys, vectors)
+    return vectors
+
+
+def _key(text: str) -> bytes:
+    return hashlib.blake2b(f"{model_id()}\0{text}".encode(), digest_size=16).digest()
+
+
+def _read(folder: Path | None) -> dict[bytes, np.ndarray]:
+    """The kept vectors by key, from both parts; none when the folder cannot be read."""
+    kept: dict[bytes, np.ndarray] = {}
+    for part in (FULL, LAYER):
+        path = folder / f"{part}.npy" if folder is not None else None
+        if path is None or not path.exists():
+            continue
+        try:
+            rows = np.load(path, mmap_mode="r")
+            if rows.dtype != _ROW:
+                raise ValueError(f"rows of {rows.dtype}, not {_ROW}")
+        except (OSError, ValueError) as error:
+            log.warning("encoded texts in %s not read (%s): encoding them again", path, error)
+            continue
+        raw = rows["key"].tobytes()
+        keys = [raw[i : i + 16] for i in range(0, len(raw), 16)]
+        kept.update(zip(keys, rows["vector"], strict=True))
+    return kept
+
+
+def _keep(folder: Path, part: str, keys: list[bytes], vectors: np.ndarray) -> None:
+    """Replace `part` by these rows in one step (a reader sees the old rows or the new);
+    a full build's rows replace the layer's too."""
+    rows = np.zeros(len(keys), dtype=_ROW)
+    rows["key"] = np.frombuffer(b"".join(keys), dtype="V16")
+    rows["vector"] = vectors
+    temp = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, suffix=".part", delete=False) as temp:
+            np.save(temp, rows)
+            temp.flush()
+            os.fsync(temp.fileno())
+        os.replace(temp.name, folder / f"{part}.npy")
+        if part == FULL:
+            (folder / f"{LAYER}.npy").unlink(missing_ok=True)
+    except OSError as error:
+        log.warning("encoded texts not kept in %s (%s): they are encoded again", folder, error)
+        if temp is not None:
+            Path(temp.name).unlink(missing_ok=True)

@@ -1,0 +1,103 @@
+"""Builds keep the vectors of the texts they encoded and take them again (index/encoded.py)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import numpy as np
+import pytest
+
+from qa_service.core.corpus import read_corpus
+from qa_service.engines.whoosh.engine import WhooshEngine
+from qa_service.index import build_index, update_index
+from qa_service.index.build import prepare
+from qa_service.index.encoded import FULL, LAYER, encode_texts
+
+ENCODED = "qa_service.index.encoded"
+
+
+def encoded_count(caplog) -> int | None:
+    """How many texts the encoder ran on, from the build's log; None when it did not run."""
+    runs = [
+        r.args[0] for r in caplog.records if r.name == ENCODED and r.msg.startswith("encoded %d")
+    ]
+    return sum(runs) if runs else None
+
+
+def rows(folder, part) -> int:
+    return len(np.load(folder / f"{part}.npy"))
+
+
+@pytest.fixture()
+def articles(seeds_dir):
+    return read_corpus(seeds_dir)
+
+
+def test_a_rebuild_encodes_nothing_and_gives_the_same_vectors(articles, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger=ENCODED)
+    uncached = prepare(articles)
+    caplog.clear()
+    first = prepare(articles, tmp_path)
+    assert encoded_count(caplog) == rows(tmp_path, FULL) > len(first.passages)
+    caplog.clear()
+    again = prepare(articles, tmp_path)
+    assert encoded_count(caplog) is None
+    for built in (first, again):
+        assert np.array_equal(built.vectors.vectors, uncached.vectors.vectors)
+        assert np.array_equal(built.sentence_vectors, uncached.sentence_vectors)
+
+
+def test_the_kept_texts_are_exactly_the_last_builds(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger=ENCODED)
+    encode_texts(["one sentence.", "another sentence."], tmp_path, FULL)
+    caplog.clear()
+    vectors = encode_texts(["another sentence.", "a third."], tmp_path, FULL)
+    assert encoded_count(caplog) == 1
+    assert rows(tmp_path, FULL) == 2
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "damage", [b"not numpy at all", b"\x93NUMPY\x01\x00" + b"\0" * 40], ids=["garbage", "torn"]
+)
+def test_a_damaged_file_is_encoded_again_and_replaced(tmp_path, caplog, damage):
+    texts = ["one sentence.", "another sentence."]
+    expected = encode_texts(texts, None, FULL)
+    (tmp_path / f"{FULL}.npy").write_bytes(damage)
+    caplog.set_level(logging.INFO, logger=ENCODED)
+    assert np.array_equal(encode_texts(texts, tmp_path, FULL), expected)
+    assert encoded_count(caplog) == 2
+    assert "not read" in caplog.text
+    assert rows(tmp_path, FULL) == 2
+
+
+def test_a_folder_that_cannot_be_written_only_costs_the_encoding(tmp_path, caplog):
+    in_the_way = tmp_path / "a file"
+    in_the_way.write_text("")
+    texts = ["one sentence."]
+    assert np.array_equal(encode_texts(texts, in_the_way, FULL), encode_texts(texts, None, FULL))
+    assert "not kept" in caplog.text
+
+
+def test_a_layer_keeps_its_own_texts_until_the_next_full_build(seeds_dir, tmp_path, caplog):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(seeds_dir, corpus)
+    engine = WhooshEngine(tmp_path / "index")
+    build_index(corpus, engine)
+    full = rows(engine.encoded_dir, FULL)
+    (corpus / "note.txt").write_text("A new note. It has two sentences about the court.\n")
+    caplog.set_level(logging.INFO, logger=ENCODED)
+    update_index(corpus, engine)
+    assert encoded_count(caplog) == rows(engine.encoded_dir, LAYER) == 3
+    assert rows(engine.encoded_dir, FULL) == full
+    caplog.clear()
+    (corpus / "later.txt").write_text("Another note, written later.\n")
+    update_index(corpus, engine)  # the layer again, with both notes: one new text
+    assert encoded_count(caplog) == 1
+    assert rows(engine.encoded_dir, LAYER) == 4
+    caplog.clear()
+    build_index(corpus, engine, force=True)  # compaction: nothing new to encode
+    assert encoded_count(caplog) is None
+    assert rows(engine.encoded_dir, FULL) == full + 4
+    assert not (engine.encoded_dir / f"{LAYER}.npy").exists()
