@@ -29,8 +29,9 @@ MAX_BOILERPLATE_CHARS = 200
 # (a few lines) and differ in the rest.
 COPY_SHARE = 0.75
 # The articles' lines kept between builds, in characters: each write reads every
-# article's lines, and works out only those of articles it has not met (a worker's
-# first write, all of them: about 6 s for the Python docs' 12 MB).
+# article's lines, and works out only those of articles it has not met (a process's
+# first build, all of them: about 5 s for the Python docs' 12 MB, unless they were
+# kept on disk: index/kept.py).
 CACHED_CHARS = 64_000_000
 
 
@@ -38,6 +39,18 @@ def line_keys(text: str) -> frozenset[str]:
     """An article's distinct lines as compared across articles: its logical lines with a
     letter, trimmed, runs of whitespace made one space."""
     return _CACHE.line_keys(text)
+
+
+def known_line_keys(texts: Iterable[str]) -> dict[str, frozenset[str]]:
+    """The line keys of these texts by their digest (hex), as `remember_line_keys` takes
+    them back (in another process, after this one's build)."""
+    return {_digest(text).hex(): line_keys(text) for text in texts}
+
+
+def remember_line_keys(known: dict[str, Iterable[str]]) -> None:
+    """Take line keys `known_line_keys` gave, so their texts are not worked out again."""
+    for digest, keys in known.items():
+        _CACHE.remember(bytes.fromhex(digest), frozenset(keys))
 
 
 class _LineCache:
@@ -50,20 +63,27 @@ class _LineCache:
         self._lock = threading.Lock()
 
     def line_keys(self, text: str) -> frozenset[str]:
-        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+        digest = _digest(text)
         with self._lock:
             if digest in self._entries:
                 self._entries.move_to_end(digest)
                 return self._entries[digest]
         lines = (line_key(text[line.start : line.end]) for line in logical_lines(text))
         keys = frozenset(key for key in lines if any(char.isalpha() for char in key))
+        self.remember(digest, keys)
+        return keys
+
+    def remember(self, digest: bytes, keys: frozenset[str]) -> None:
         with self._lock:
             if digest not in self._entries:
                 self._entries[digest] = keys
                 self._chars += _size(keys)
             while self._chars > self._limit:
                 self._chars -= _size(self._entries.popitem(last=False)[1])
-        return keys
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
 def _size(keys: frozenset[str]) -> int:

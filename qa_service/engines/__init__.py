@@ -22,9 +22,9 @@ def configured_engine(config: Mapping) -> Engine:
         from .postgres.engine import PostgresEngine
 
         shards = [name.strip() for name in config["DATABASE_SHARDS"].split(",") if name.strip()]
-        # The vectors builds keep go beside the keys, on this machine (index/encoded.py).
-        encoded_dir = Path(config["INDEX_DIR"]) / "encoded"
-        return PostgresEngine(config["DATABASE_URL"], shards, config["VERSIONS_DAYS"], encoded_dir)
+        # The vectors builds keep go beside the keys, on this machine (index/kept.py).
+        kept_dir = Path(config["INDEX_DIR"]) / "encoded"
+        return PostgresEngine(config["DATABASE_URL"], shards, config["VERSIONS_DAYS"], kept_dir)
     if config["BACKEND"] != "whoosh":
         raise ValueError(f"unknown backend {config['BACKEND']!r}: whoosh or postgres")
     from .whoosh.engine import WhooshEngine

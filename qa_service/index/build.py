@@ -29,7 +29,7 @@ from qa_service.core.passages import Passage, split_passages
 from qa_service.core.tables import header_of_row
 from qa_service.engines import engine_for, layered
 from qa_service.engines.generations import INDEX_FORMAT
-from qa_service.index import encoded
+from qa_service.index import kept
 from qa_service.retrieval.analysis import ANALYSIS_VERSION, passage_tokens
 from qa_service.retrieval.nearest import build_vector_index
 from qa_service.retrieval.postings import build_postings
@@ -101,7 +101,7 @@ def build_index(
             and (unchanged := engine.unchanged(content_hash))
         ):
             return BuildReport(unchanged[0], False, len(articles), unchanged[1])
-        prepared = prepare(articles, engine.encoded_dir)
+        prepared = prepare(articles, engine.kept_dir)
         name = engine.publish(prepared, content_hash)
     return BuildReport(name, True, len(articles), len(prepared.passages))
 
@@ -134,16 +134,16 @@ def update_index(
         prepared = None
         if base is not None:
             # The folder's furniture, as a full build of it finds it.
-            furniture = furniture_lines(article.text for article in articles)
+            furniture = kept.furniture((article.text for article in articles), engine.kept_dir)
             changed, hidden = layered.changed_articles(articles, base, furniture)
             room = layer_share * base.info.passage_count
             # (An empty layer is the base again: a write undone by the next one.)
             if layered.hidden_passages(hidden) <= room:
                 prepared = prepare_layer(
-                    changed, base, hidden, furniture, engine.encoded_dir, max_passages=room
+                    changed, base, hidden, furniture, engine.kept_dir, max_passages=room
                 )
         if prepared is None:
-            prepared = prepare(articles, engine.encoded_dir)
+            prepared = prepare(articles, engine.kept_dir)
             name = engine.publish(prepared, content_hash)
             return BuildReport(name, True, len(articles), len(prepared.passages))
         name = engine.publish(prepared, content_hash, Layer(base.info.name, hidden))
@@ -165,17 +165,17 @@ def indexable(seeds_dir: Path | str) -> bool:
     return any(split_passages(a.text, a.name, boilerplate=boilerplate) for a in articles)
 
 
-def prepare(articles: list[Article], encoded_dir: Path | None = None) -> PreparedIndex:
+def prepare(articles: list[Article], kept_dir: Path | None = None) -> PreparedIndex:
     """Everything an index holds, computed from the articles, for an engine to write;
-    texts encoded before are taken from `encoded_dir` (index/encoded.py)."""
+    texts encoded before are taken from `kept_dir` (index/kept.py)."""
     # Lines shared by articles that otherwise differ are the sites' furniture, not their text.
-    boilerplate = furniture_lines(article.text for article in articles)
+    boilerplate = kept.furniture((article.text for article in articles), kept_dir)
     sources, passages = _split(articles, boilerplate)
     tokens = [passage_tokens(passage) for passage in passages]
     postings = build_postings(tokens)
     fallback = math.log(len(passages)) + 1
     links = link_passages(passages, tokens, lambda term: postings.idf_of(term, fallback))
-    vectors, sentence_vectors = _embeddings(passages, articles, encoded_dir, encoded.FULL)
+    vectors, sentence_vectors = _embeddings(passages, articles, kept_dir, kept.FULL)
     return PreparedIndex(sources, passages, postings, links, vectors, sentence_vectors, boilerplate)
 
 
@@ -184,7 +184,7 @@ def prepare_layer(
     base: PassageStore,
     hidden: Mapping[str, tuple[int, int]],
     boilerplate: frozenset[str],
-    encoded_dir: Path | None = None,
+    kept_dir: Path | None = None,
     *,
     max_passages: float = math.inf,
 ) -> PreparedIndex | None:
@@ -208,7 +208,7 @@ def prepare_layer(
         return postings.idf_of(term, in_base[term] + shift)
 
     links = layered.layer_links(passages, tokens, idf, base, hidden)
-    vectors, sentence_vectors = _embeddings(passages, articles, encoded_dir, encoded.LAYER)
+    vectors, sentence_vectors = _embeddings(passages, articles, kept_dir, kept.LAYER)
     return PreparedIndex(sources, passages, postings, links, vectors, sentence_vectors, boilerplate)
 
 
@@ -238,9 +238,7 @@ def _split(
     return sources, passages
 
 
-def _embeddings(
-    passages: list[Passage], articles: list[Article], encoded_dir: Path | None, part: str
-):
+def _embeddings(passages: list[Passage], articles: list[Article], kept_dir: Path | None, part: str):
     """The vector index of the passages and the vectors of their sentences, in turn."""
     meant = _as_meant(passages, {article.name: article.text for article in articles})
     sentences = [
@@ -255,7 +253,7 @@ def _embeddings(
         empty = np.zeros((0, DIMENSIONS), dtype=np.float32)
         return build_vector_index(empty), empty
     row = {text: i for i, text in enumerate(texts)}
-    vectors = encoded.encode_texts(texts, encoded_dir, part)
+    vectors = kept.encode_texts(texts, kept_dir, part)
     return (
         build_vector_index(vectors[[row[text] for text in meant]]),
         vectors[[row[text] for text in sentences]],

@@ -184,9 +184,9 @@ class Engine(Protocol):
     # Seconds after a generation is made current by which every process's next request
     # reads it (current_name may be remembered that long).
     seen_within: float
-    # A folder of this machine where builds keep the vectors of the texts they encoded
-    # (index/encoded.py), or None to encode every text at every build.
-    encoded_dir: Path | None
+    # A folder of this machine where builds keep what the next build would otherwise
+    # work out again (index/kept.py: texts' vectors, articles' lines), or None.
+    kept_dir: Path | None
 
     def current_name(self) -> str | None:
         """The current generation's name (cheap: asked before every request), or None."""

@@ -74,12 +74,12 @@ class PostgresEngine:
         url: str,
         shards: Sequence[str] = (),
         versions_days: float = VERSIONS_DAYS,
-        encoded_dir: Path | None = None,
+        kept_dir: Path | None = None,
     ):
         self.url = url
         self.versions_days = versions_days
         self.shards = list(shards)
-        self.encoded_dir = encoded_dir
+        self.kept_dir = kept_dir
         self._lock = threading.Lock()
         self._connection = None
         self._name: str | None = None

@@ -25,8 +25,8 @@ from .write import write
 log = logging.getLogger(__name__)
 # Beside the generations: every version of every article indexed, by SHA-256.
 VERSIONS = "versions"
-# Beside them too: the vectors of the texts builds encoded (index/encoded.py).
-ENCODED = "encoded"
+# Beside them too: what builds keep between them (index/kept.py).
+KEPT = "kept"
 
 
 class WhooshEngine:
@@ -38,7 +38,7 @@ class WhooshEngine:
     def __init__(self, index_dir: Path | str, versions_days: float = VERSIONS_DAYS):
         self.index_dir = Path(index_dir)
         self.versions_days = versions_days
-        self.encoded_dir = self.index_dir / ENCODED
+        self.kept_dir = self.index_dir / KEPT
 
     def current_name(self) -> str | None:
         """The current generation's name, or None."""

@@ -1,5 +1,6 @@
-"""The vectors of texts earlier builds encoded, so that a build encodes only new text.
+"""What builds keep between them, so that a build works out only what is new.
 
+**Vectors.**
 Encoding is most of a build's time (about four fifths on the Python docs), and
 a rebuild — `qa-service index --force`, a change to the splitter, the full
 build that follows many writes, a layer prepared again at each write — meets
@@ -12,28 +13,39 @@ replaced whole: "full", exactly the texts of the last full build, and "layer",
 exactly the texts of the last layer (a layer holds every article that differs
 from its base). So the folder is bounded by what the index itself holds. A key
 is a digest of the model's id and the text: another model never matches.
-The folder is a cache: when it cannot be read or written, builds encode
-everything, as without it.
+
+**Lines.** Every build, a write's layer too, finds the folder's furniture from
+the lines of every article (core/furniture.py): about 5 s for the Python docs,
+which a write's builder process would pay each time. `lines.json` keeps every
+article's line keys by its text's digest: exactly the articles of the last
+build.
+
+The folder is a cache: when it cannot be read or written, builds work
+everything out, as without it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
+from qa_service.core.furniture import furniture_lines, known_line_keys, remember_line_keys
 from qa_service.retrieval.semantic import DIMENSIONS, MODEL_DIR, SentenceEncoder, model_id
 
 log = logging.getLogger(__name__)
 
 FULL = "full"
 LAYER = "layer"
+LINES = "lines.json"
 _ROW = np.dtype([("key", "V16"), ("vector", "<f4", (DIMENSIONS,))])
 
 
@@ -88,22 +100,51 @@ def _read(folder: Path | None) -> dict[bytes, np.ndarray]:
 
 
 def _keep(folder: Path, part: str, keys: list[bytes], vectors: np.ndarray) -> None:
-    """Replace `part` by these rows in one step (a reader sees the old rows or the new);
-    a full build's rows replace the layer's too."""
+    """Replace `part` by these rows (a full build's rows replace the layer's too)."""
     rows = np.zeros(len(keys), dtype=_ROW)
     rows["key"] = np.frombuffer(b"".join(keys), dtype="V16")
     rows["vector"] = vectors
+    if _replace(folder / f"{part}.npy", lambda file: np.save(file, rows)) and part == FULL:
+        (folder / f"{LAYER}.npy").unlink(missing_ok=True)
+
+
+def furniture(texts: Iterable[str], folder: Path | None) -> frozenset[str]:
+    """`furniture_lines` of the articles' texts, their lines taken from `folder` and
+    kept there for the next build."""
+    texts = list(texts)
+    read = {}
+    if folder is not None and (folder / LINES).exists():
+        try:
+            read = json.loads((folder / LINES).read_text(encoding="utf-8"))
+            if not isinstance(read, dict):
+                raise ValueError(f"a JSON {type(read).__name__}, not an object")
+            remember_line_keys(read)
+        except (OSError, ValueError, TypeError) as error:
+            read = {}
+            log.warning("lines in %s not read (%s): working them out again", folder, error)
+    found = furniture_lines(texts)
+    known = known_line_keys(texts)
+    if folder is not None and known.keys() != read.keys():
+        rows = {digest: sorted(keys) for digest, keys in known.items()}
+        _replace(folder / LINES, lambda file: file.write(json.dumps(rows).encode()))
+    return found
+
+
+def _replace(path: Path, write: Callable[[IO[bytes]], object]) -> bool:
+    """Replace the file at `path` by what `write` writes, in one step (a reader sees the
+    old file or the new); False, and a warning, when it cannot be written."""
     temp = None
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, suffix=".part", delete=False) as temp:
-            np.save(temp, rows)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".part", delete=False) as temp:
+            write(temp)
             temp.flush()
             os.fsync(temp.fileno())
-        os.replace(temp.name, folder / f"{part}.npy")
-        if part == FULL:
-            (folder / f"{LAYER}.npy").unlink(missing_ok=True)
+        os.chmod(temp.name, 0o644)  # as any file of the index (a temporary file is the owner's)
+        os.replace(temp.name, path)
+        return True
     except OSError as error:
-        log.warning("encoded texts not kept in %s (%s): they are encoded again", folder, error)
+        log.warning("%s not kept (%s): the next build works it out again", path, error)
         if temp is not None:
             Path(temp.name).unlink(missing_ok=True)
+        return False
