@@ -32,9 +32,10 @@ from qa_service.web.schemas import (
 )
 from qa_service.web.write_schemas import WriteSchema
 
-# Asking how a write stands: soon at first (a small write is indexed in about a second),
-# then at most this often.
-POLL_FIRST, POLL_MAX = 0.05, 1.0
+# Asking how a write stands: soon at first (a small write is indexed in a second or a few),
+# then at most every quarter second: an answer costs the server under a millisecond, and
+# a longer pause would be most of a small write's wait.
+POLL_FIRST, POLL_MAX = 0.05, 0.25
 
 
 class QAError(Exception):

@@ -55,7 +55,7 @@ def encode_texts(texts: Sequence[str], folder: Path | None, part: str) -> np.nda
     (a full build also drops the layer part, which its texts replace)."""
     keys = [_key(text) for text in texts]
     vectors = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
-    kept = _read(folder)
+    kept = _read(folder, set(keys))
     missing = [i for i, key in enumerate(keys) if key not in kept]
     for i, key in enumerate(keys):
         if key in kept:
@@ -79,8 +79,9 @@ def _key(text: str) -> bytes:
     return hashlib.blake2b(f"{model_id()}\0{text}".encode(), digest_size=16).digest()
 
 
-def _read(folder: Path | None) -> dict[bytes, np.ndarray]:
-    """The kept vectors by key, from both parts; none when the folder cannot be read."""
+def _read(folder: Path | None, wanted: set[bytes]) -> dict[bytes, np.ndarray]:
+    """The kept vectors of the `wanted` keys, from both parts; none when the folder
+    cannot be read. (A write's layer wants a few of the full build's 100,000 rows.)"""
     kept: dict[bytes, np.ndarray] = {}
     for part in (FULL, LAYER):
         path = folder / f"{part}.npy" if folder is not None else None
@@ -94,8 +95,10 @@ def _read(folder: Path | None) -> dict[bytes, np.ndarray]:
             log.warning("encoded texts in %s not read (%s): encoding them again", path, error)
             continue
         raw = rows["key"].tobytes()
-        keys = [raw[i : i + 16] for i in range(0, len(raw), 16)]
-        kept.update(zip(keys, rows["vector"], strict=True))
+        for row in range(len(rows)):
+            key = raw[16 * row : 16 * row + 16]
+            if key in wanted:
+                kept[key] = np.array(rows["vector"][row])
     return kept
 
 
