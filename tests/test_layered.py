@@ -171,3 +171,19 @@ def test_a_write_undone_lays_an_empty_layer_not_a_full_build(engine, corpus):
     assert isinstance(undone, LayeredStore) and undone.base is base
     assert undone.layer.info.passage_count == 0 and not undone.hidden
     assert sorted(undone.sources) == sorted(base.sources)
+
+
+def test_a_layer_is_built_without_reading_the_rest_of_its_base(corpus, tmp_path):
+    """A write's builder opens the full build only for what a layer reads of it; a
+    worker's open reads it whole."""
+    engine = configured_engine({"INDEX_DIR": tmp_path / "index"})
+    build_index(corpus, engine)
+    read_at_first_use = {"links", "vectors", "sentence_vectors", "spelling_words"}
+    base = engine.open(whole=False)
+    _write(corpus)
+    update_index(corpus, engine, base, layer_share=1.0)
+    assert not read_at_first_use & vars(base).keys()
+    layered = engine.open()
+    assert isinstance(layered, LayeredStore)
+    assert read_at_first_use <= vars(layered.base).keys()
+    assert _cited(layered, ask(layered, "Where was the hearing moved to?"))

@@ -129,7 +129,8 @@ def update_index(
             return BuildReport(unchanged[0], False, len(articles), unchanged[1])
         if current is None or current.info.name != engine.current_name():
             with contextlib.suppress(IndexUnavailable):
-                current = engine.open(reuse=current)
+                # Only to lay a layer over: a write's builder reads no more of it.
+                current = engine.open(reuse=current, whole=False)
         base = layered.full_build_of(current)
         prepared = None
         if base is not None:

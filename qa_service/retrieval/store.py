@@ -202,9 +202,11 @@ class Engine(Protocol):
         """Write a new generation and make it current in one step; old ones go (but the
         bases of those kept). With `layer`, the generation is `prepared` over that base."""
 
-    def open(self, reuse: PassageStore | None = None) -> PassageStore:
+    def open(self, reuse: PassageStore | None = None, *, whole: bool = True) -> PassageStore:
         """Open the current generation, or raise IndexUnavailable; a layered one takes its
-        base from `reuse` (the generation opened before) when it lies over the same."""
+        base from `reuse` (the generation opened before) when it lies over the same.
+        Not `whole`: only for building a layer over it (terms, candidates by words,
+        passages, tokens, sources); what else it holds may be read at first use."""
 
     def check(self) -> str:
         """The current generation's name if it can be served, else raise IndexUnavailable."""

@@ -206,9 +206,10 @@ class PostgresEngine:
             raise IndexUnavailable(f"database unreachable ({exc})") from exc
         return SourceDocument(**row[0]) if row else None
 
-    def open(self, reuse: PassageStore | None = None) -> PassageStore:
+    def open(self, reuse: PassageStore | None = None, *, whole: bool = True) -> PassageStore:
         """Open the current generation, or raise IndexUnavailable; a layer's base is taken
-        from `reuse` when it lies over the same."""
+        from `reuse` when it lies over the same. (A generation here is read as it is
+        asked, `whole` or not.)"""
         try:
             with connect(self.url) as connection:
                 name = current(connection)

@@ -120,17 +120,18 @@ class WhooshEngine:
             return None
         return SourceDocument(**json.loads(text))
 
-    def open(self, reuse: PassageStore | None = None) -> PassageStore:
+    def open(self, reuse: PassageStore | None = None, *, whole: bool = True) -> PassageStore:
         """Open the current generation, or raise IndexUnavailable; a layer's base is taken
         from `reuse` when it lies over the same (no reading, no checking again)."""
         with generations.unavailable_unless_readable(self.index_dir) as folder:
             manifest = generations.verified_manifest(folder)
             if not (layer := manifest.get("layer")):
-                return open_folder(folder, manifest)
+                return open_folder(folder, manifest, whole=whole)
             base = full_build_of(reuse)
             if base is None or base.info.name != layer["base"]:
                 base_folder = self.index_dir / layer["base"]
-                base = open_folder(base_folder, generations.verified_manifest(base_folder))
+                manifest_of_base = generations.verified_manifest(base_folder)
+                base = open_folder(base_folder, manifest_of_base, whole=whole)
             top = open_folder(folder, manifest, base.info.encoder)
             hidden = {name: tuple(span) for name, span in layer["hidden"].items()}
             return LayeredStore(folder.name, base, top, Layer(layer["base"], hidden))

@@ -8,6 +8,7 @@ location, and the words spelling draws on) beside what the build computed
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import weakref
 from collections.abc import Iterator, Sequence
@@ -41,10 +42,11 @@ from .write import BOILERPLATE, LINKS, SENTENCE_VECTORS
 
 
 def open_folder(
-    folder: Path, manifest: dict, encoder: SentenceEncoder | None = None
+    folder: Path, manifest: dict, encoder: SentenceEncoder | None = None, *, whole: bool = True
 ) -> WhooshGeneration:
     """Open the generation in `folder` (its manifest already verified), with its own
-    encoder unless given one."""
+    encoder unless given one; unless `whole`, its links, vectors and spelling words are
+    read at first use (see `store.Engine.open`)."""
     stats = file_stats(folder)
     ix = open_whoosh(folder)
     passages = _read_passages(ix)
@@ -58,21 +60,11 @@ def open_folder(
         boilerplate=frozenset(json.loads((folder / BOILERPLATE).read_text(encoding="utf-8"))),
         encoder=encoder or SentenceEncoder(folder),
     )
-    return WhooshGeneration(
-        info,
-        ix,
-        sources,
-        passages,
-        postings,
-        _read_links(folder),
-        VectorIndex.load(folder),
-        # Read into memory, not mapped: a mapped file truncated under a worker kills it
-        # with SIGBUS. The cost is one copy per worker: 1.5 KB per sentence (about
-        # 125 MB for the 84,000 sentences of the Python documentation).
-        np.load(folder / SENTENCE_VECTORS),
-        folder,
-        stats,
-    )
+    generation = WhooshGeneration(info, ix, sources, passages, postings, folder, stats)
+    if whole:
+        for read_at_first_use in _READ_AT_FIRST_USE:
+            getattr(generation, read_at_first_use)
+    return generation
 
 
 @dataclass(eq=False)
@@ -86,12 +78,6 @@ class WhooshGeneration:
     passage_list: list[Passage]
     # Every passage's analysed terms and every term's best passages.
     postings: Postings
-    # By position: passages of other sources stating the same facts.
-    links: list[list[Link]]
-    # Every passage's unit-length embedding (semantic.DIMENSIONS wide).
-    vectors: VectorIndex
-    # Every passage's sentences in turn; passage d's are rows sentence_rows[d] onwards.
-    sentence_vectors: np.ndarray
     # Where the generation's files are, and their sizes and times when it was opened.
     folder: Path
     file_stats: tuple[tuple[str, int, int], ...]
@@ -99,14 +85,37 @@ class WhooshGeneration:
     _searchers: list[Searcher] = field(default_factory=list)
 
     def __post_init__(self):
-        # Words as written, by first letter, with their frequencies: what "did you mean" draws on.
-        self.spelling_words = _words_by_initial(self.ix)
         # Their files are closed when the generation is let go (requests may still hold it
         # after a swap).
         weakref.finalize(self, _close_searchers, self._searchers)
         self.sentence_rows = np.cumsum([0] + [len(p.sentences) for p in self.passage_list]).tolist()
         # By position, for filtering the nearest passages by source without a loop.
         self.passage_sources = np.array([passage.source for passage in self.passage_list])
+
+    @functools.cached_property
+    def links(self) -> list[list[Link]]:
+        """By position: passages of other sources stating the same facts."""
+        return _read_links(self.folder)
+
+    @functools.cached_property
+    def vectors(self) -> VectorIndex:
+        """Every passage's unit-length embedding (semantic.DIMENSIONS wide)."""
+        return VectorIndex.load(self.folder)
+
+    @functools.cached_property
+    def sentence_vectors(self) -> np.ndarray:
+        """Every passage's sentences' embeddings in turn: passage d's are rows
+        sentence_rows[d] onwards."""
+        # Read into memory, not mapped: a mapped file truncated under a worker kills it
+        # with SIGBUS. The cost is one copy per worker: 1.5 KB per sentence (about
+        # 125 MB for the 84,000 sentences of the Python documentation).
+        return np.load(self.folder / SENTENCE_VECTORS)
+
+    @functools.cached_property
+    def spelling_words(self) -> dict[str, tuple[list[str], list[float]]]:
+        """Words as written, by first letter, with their frequencies: what "did you
+        mean" draws on."""
+        return _words_by_initial(self.ix)
 
     def terms(self, terms: Sequence[str]) -> Terms:
         """The idf and ids of analysed terms; a term the corpus lacks weighs most."""
@@ -232,6 +241,11 @@ def _words_by_initial(ix: whoosh_index.Index) -> dict[str, tuple[list[str], list
 def _close_searchers(searchers: list[Searcher]) -> None:
     for searcher in searchers:
         searcher.close()
+
+
+# What a layer's build never reads of its base (a write's builder opens it in part: about
+# 2 s of the 3 s the Python docs' generation takes to open).
+_READ_AT_FIRST_USE = ("links", "vectors", "sentence_vectors", "spelling_words")
 
 
 def open_whoosh(folder: Path) -> whoosh_index.Index:
