@@ -141,11 +141,15 @@ def test_opening_a_missing_or_corrupt_index_names_the_path_and_the_fix(seeds_cop
 
 def test_stored_passages_match_their_sources(index_dir, seed_texts):
     generation = open_generation(index_dir)
+    passages = generation.passages(range(generation.info.passage_count))
     with generation.searcher() as searcher:
-        for fields in searcher.all_stored_fields():
-            location = fields["location"]
-            text = seed_texts[fields["source"]]
-            assert text[location["start"] : location["end"]] == fields["text"]
+        # Whoosh's document numbers are the passages' positions.
+        for docnum, fields in enumerate(searcher.all_stored_fields()):
+            assert fields["id"] == passages[docnum].id
+            assert fields["source"] == passages[docnum].source
+    for passage in passages.values():
+        assert seed_texts[passage.source][passage.start : passage.end] == passage.text
+        assert all(passage.start <= s < e <= passage.end for s, e in passage.sentences)
     assert {name: doc.text for name, doc in generation.sources.items()} == seed_texts
 
 

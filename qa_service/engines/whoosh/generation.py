@@ -1,6 +1,6 @@
 """A Whoosh generation, opened: the folder's files read into each worker.
 
-The folder holds Whoosh's index of the passages (their text, source and
+The folder holds Whoosh's index of the passages (their terms, source and
 location, and the words spelling draws on) beside what the build computed
 (postings, vectors, links, sentence vectors, the encoder): write.py.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import weakref
 from collections.abc import Iterator, Sequence
@@ -38,7 +39,7 @@ from qa_service.retrieval.store import (
     with_neighbours,
 )
 
-from .write import BOILERPLATE, LINKS, SENTENCE_VECTORS
+from .write import BOILERPLATE, LINKS, PASSAGES, SENTENCE_VECTORS
 
 
 def open_folder(
@@ -49,9 +50,8 @@ def open_folder(
     read at first use (see `store.Engine.open`)."""
     stats = file_stats(folder)
     ix = open_whoosh(folder)
-    passages = _read_passages(ix)
     sources = {item["name"]: SourceDocument(**item) for item in manifest["sources"]}
-    _check_citations(passages, sources)
+    passages = _read_passages(folder, sources)
     postings = Postings.load(folder)
     info = GenerationInfo(
         name=folder.name,
@@ -254,32 +254,45 @@ def open_whoosh(folder: Path) -> whoosh_index.Index:
     return FileStorage(str(folder), supports_mmap=False).open_index()
 
 
-def _read_passages(ix: whoosh_index.Index) -> list[Passage]:
-    """All stored passages by position (the index has no deletions)."""
-    with ix.reader() as reader:
-        return [
-            Passage(
-                source=fields["source"],
-                text=fields["text"],
-                **{
-                    **fields["location"],
-                    "sentences": tuple(map(tuple, fields["location"]["sentences"])),
-                },
-            )
-            for _, fields in reader.iter_docs()
-        ]
+def _read_passages(folder: Path, sources: dict[str, SourceDocument]) -> list[Passage]:
+    """All passages by position, each's text taken from its source.
 
-
-def _check_citations(passages: list[Passage], sources: dict[str, SourceDocument]) -> None:
-    """Raise ValueError unless every passage stands in its source where it says: a manifest
-    edited and sealed again passes the digests, and citations would then lie."""
-    for passage in passages:
-        source = sources.get(passage.source)
-        if source is None or source.text[passage.start : passage.end] != passage.text:
+    Raises ValueError unless every source's text is the text its digest says (a manifest
+    edited and sealed again passes the manifest's own digests, and citations would then
+    lie) and every passage stands within it.
+    """
+    for source in sources.values():
+        if hashlib.sha256(source.text.encode("utf-8")).hexdigest() != source.sha256:
             raise ValueError(
-                f"passage {passage.id} does not stand in its source as the manifest has it"
-                " (edited after the build?): run `qa-service index --force`"
+                f"the text of {source.name} is not the text the build indexed (edited after"
+                " the build?): run `qa-service index --force`"
             )
+    with np.load(folder / PASSAGES) as arrays:
+        columns = {name: arrays[name].tolist() for name in arrays.files if name != "names"}
+        names = arrays["names"].tolist()
+    texts = [sources[name].text if name in sources else "" for name in names]
+    rows, spans = columns.pop("sentence_rows"), columns.pop("sentence_spans")
+    passages = []
+    for i, (number, start, end) in enumerate(
+        zip(columns["source"], columns["start"], columns["end"], strict=True)
+    ):
+        if not 0 <= start < end <= len(texts[number]):
+            raise ValueError(f"passage {i} does not stand in its source {names[number]!r}")
+        passages.append(
+            Passage(
+                source=names[number],
+                start=start,
+                end=end,
+                text=texts[number][start:end],
+                byte_start=columns["byte_start"][i],
+                byte_end=columns["byte_end"][i],
+                line_start=columns["line_start"][i],
+                line_end=columns["line_end"][i],
+                sentences=tuple(map(tuple, spans[rows[i] : rows[i + 1]])),
+                heading=columns["heading"][i],
+            )
+        )
+    return passages
 
 
 def _read_links(folder: Path) -> list[list[Link]]:

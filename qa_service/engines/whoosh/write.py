@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 from whoosh import index as whoosh_index
 from whoosh.analysis import RegexTokenizer
-from whoosh.fields import ID, STORED, TEXT, Schema
+from whoosh.fields import ID, TEXT, Schema
 
 from qa_service.core.corroboration import links_as_rows
+from qa_service.core.passages import Passage
 from qa_service.retrieval.analysis import WORDS_ANALYZER
 from qa_service.retrieval.semantic import write_encoder
 from qa_service.retrieval.store import PreparedIndex
@@ -27,11 +28,12 @@ _TERMS = "\n"
 SCHEMA = Schema(
     id=ID(stored=True, unique=True),
     source=ID(stored=True),
-    text=TEXT(analyzer=RegexTokenizer(f"[^{_TERMS}]+"), stored=True, phrase=False),
+    text=TEXT(analyzer=RegexTokenizer(f"[^{_TERMS}]+"), phrase=False),
     words=TEXT(analyzer=WORDS_ANALYZER, phrase=False),
-    # Offsets and sentence spans, read back into memory when a generation opens.
-    location=STORED,
 )
+# Where each passage stands in its source, as arrays (a passage's text is its source's
+# text between its offsets): read back in one step when a generation opens.
+PASSAGES = "passages.npz"
 
 
 def write(folder: Path, prepared: PreparedIndex, *, encoder: bool = True) -> None:
@@ -50,19 +52,9 @@ def write(folder: Path, prepared: PreparedIndex, *, encoder: bool = True) -> Non
                 id=passage.id,
                 source=passage.source,
                 text=_TERMS.join(vocabulary[terms]),
-                _stored_text=passage.text,
                 words=passage.text,
-                location={
-                    "start": passage.start,
-                    "end": passage.end,
-                    "byte_start": passage.byte_start,
-                    "byte_end": passage.byte_end,
-                    "line_start": passage.line_start,
-                    "line_end": passage.line_end,
-                    "sentences": passage.sentences,
-                    "heading": passage.heading,
-                },
             )
+    _save_passages(folder, prepared.passages)
     prepared.postings.save(folder)
     rows = [links_as_rows(passage_links) for passage_links in prepared.links]
     (folder / LINKS).write_text(json.dumps(rows), encoding="utf-8")
@@ -71,3 +63,22 @@ def write(folder: Path, prepared: PreparedIndex, *, encoder: bool = True) -> Non
     (folder / BOILERPLATE).write_text(json.dumps(sorted(prepared.boilerplate)), encoding="utf-8")
     if encoder:
         write_encoder(folder)
+
+
+def _save_passages(folder: Path, passages: list[Passage]) -> None:
+    names = list(dict.fromkeys(passage.source for passage in passages))
+    number = {name: i for i, name in enumerate(names)}
+    column = {
+        name: np.array([getattr(passage, name) for passage in passages], dtype=np.int64)
+        for name in ("start", "end", "byte_start", "byte_end", "line_start", "line_end")
+    }
+    spans = [span for passage in passages for span in passage.sentences]
+    np.savez(
+        folder / PASSAGES,
+        names=np.array(names, dtype=str),
+        source=np.array([number[passage.source] for passage in passages], dtype=np.int64),
+        heading=np.array([passage.heading for passage in passages], dtype=bool),
+        sentence_rows=np.cumsum([0] + [len(passage.sentences) for passage in passages]),
+        sentence_spans=np.array(spans, dtype=np.int64).reshape(-1, 2),
+        **column,
+    )
