@@ -211,7 +211,7 @@ def time_to_answerable(url: str, key: str) -> dict[str, list[float]]:
 def bench_corpus(name: str, corpus: Path, duration: int, work: Path) -> list[str]:
     """Index builds and the load table for one corpus."""
     articles = read_corpus(corpus)
-    kept_dir = work / f"encoded-{name}"
+    kept_dir = work / f"kept-{name}"
     started = time.perf_counter()
     prepare(articles, kept_dir)  # the first build: every text encoded
     first_prepared_in = time.perf_counter() - started

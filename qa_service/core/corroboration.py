@@ -83,15 +83,12 @@ def link_passages(
     group = {source: rank for rank, source in enumerate(dict.fromkeys(p.source for p in passages))}
     by_source = sorted(range(len(passages)), key=lambda number: group[passages[number].source])
     sentences = []  # (passage number, span, unit vector)
-    last_of_source = []  # the index of the last sentence of each sentence's source
+    last_of_source = {}  # the index of each source's last sentence
     for number in by_source:
-        passage = passages[number]
-        if sentences and passages[sentences[-1][0]].source != passage.source:
-            last_of_source.extend([len(sentences) - 1] * (len(sentences) - len(last_of_source)))
-        for span in passage.sentences:
+        for span in passages[number].sentences:
             terms = Counter(t.term for t in tokens[number] if span[0] <= t.start < span[1])
+            last_of_source[passages[number].source] = len(sentences)
             sentences.append((number, span, _unit_vector(terms, idf)))
-    last_of_source.extend([len(sentences) - 1] * (len(sentences) - len(last_of_source)))
     # Per term, the sentences holding it in order, and its weight in each.
     holders: dict[str, list[int]] = defaultdict(list)
     weights: dict[str, list[float]] = defaultdict(list)
@@ -107,7 +104,7 @@ def link_passages(
             if len(held) > MAX_TERM_SENTENCES:
                 continue
             # Each pair once, and never two sentences of one source.
-            first = bisect.bisect_right(held, last_of_source[index])
+            first = bisect.bisect_right(held, last_of_source[passages[number].source])
             for other, other_weight in zip(held[first:], weights[term][first:], strict=True):
                 scores[other] += weight * other_weight
         for other, similarity in scores.items():

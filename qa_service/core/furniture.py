@@ -95,8 +95,13 @@ _CACHE = _LineCache(CACHED_CHARS)
 
 def furniture_lines(texts: Iterable[str]) -> frozenset[str]:
     """The lines that articles otherwise different share: the sites' furniture."""
+    return furniture_of(line_keys(text) for text in texts)
+
+
+def furniture_of(articles_lines: Iterable[frozenset[str]]) -> frozenset[str]:
+    """`furniture_lines` from the articles' `line_keys`."""
     # Articles with the same lines are one content (dict keeps the first of each).
-    contents = list(dict.fromkeys(line_keys(text) for text in texts))
+    contents = list(dict.fromkeys(articles_lines))
     holders: dict[str, list[int]] = defaultdict(list)
     for number, keys in enumerate(contents):
         for key in keys:

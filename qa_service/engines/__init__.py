@@ -12,6 +12,10 @@ from pathlib import Path
 from qa_service.config import DEFAULTS
 from qa_service.retrieval.store import Engine
 
+# In the index folder (INDEX_DIR) of the machine that builds, whatever the engine: what
+# builds keep between them (index/kept.py).
+KEPT = "kept"
+
 
 def configured_engine(config: Mapping) -> Engine:
     """The engine the settings name: BACKEND "whoosh" (INDEX_DIR) or "postgres" (DATABASE_URL);
@@ -22,8 +26,7 @@ def configured_engine(config: Mapping) -> Engine:
         from .postgres.engine import PostgresEngine
 
         shards = [name.strip() for name in config["DATABASE_SHARDS"].split(",") if name.strip()]
-        # The vectors builds keep go beside the keys, on this machine (index/kept.py).
-        kept_dir = Path(config["INDEX_DIR"]) / "encoded"
+        kept_dir = Path(config["INDEX_DIR"]) / KEPT
         return PostgresEngine(config["DATABASE_URL"], shards, config["VERSIONS_DAYS"], kept_dir)
     if config["BACKEND"] != "whoosh":
         raise ValueError(f"unknown backend {config['BACKEND']!r}: whoosh or postgres")

@@ -38,7 +38,7 @@ from typing import IO
 
 import numpy as np
 
-from qa_service.core.furniture import furniture_lines, known_line_keys, remember_line_keys
+from qa_service.core.furniture import furniture_of, known_line_keys, remember_line_keys
 from qa_service.retrieval.semantic import DIMENSIONS, MODEL_DIR, SentenceEncoder, model_id
 
 log = logging.getLogger(__name__)
@@ -56,10 +56,12 @@ def encode_texts(texts: Sequence[str], folder: Path | None, part: str) -> np.nda
     keys = [_key(text) for text in texts]
     vectors = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
     kept = _read(folder, set(keys))
-    missing = [i for i, key in enumerate(keys) if key not in kept]
+    missing = []
     for i, key in enumerate(keys):
         if key in kept:
             vectors[i] = kept[key]
+        else:
+            missing.append(i)
     if missing:
         started = time.perf_counter()
         encoder = SentenceEncoder(MODEL_DIR)
@@ -83,9 +85,9 @@ def _read(folder: Path | None, wanted: set[bytes]) -> dict[bytes, np.ndarray]:
     """The kept vectors of the `wanted` keys, from both parts; none when the folder
     cannot be read. (A write's layer wants a few of the full build's 100,000 rows.)"""
     kept: dict[bytes, np.ndarray] = {}
-    for part in (FULL, LAYER):
-        path = folder / f"{part}.npy" if folder is not None else None
-        if path is None or not path.exists():
+    for part in (FULL, LAYER) if folder is not None else ():
+        path = folder / f"{part}.npy"
+        if not path.exists():
             continue
         try:
             rows = np.load(path, mmap_mode="r")
@@ -114,7 +116,6 @@ def _keep(folder: Path, part: str, keys: list[bytes], vectors: np.ndarray) -> No
 def furniture(texts: Iterable[str], folder: Path | None) -> frozenset[str]:
     """`furniture_lines` of the articles' texts, their lines taken from `folder` and
     kept there for the next build."""
-    texts = list(texts)
     read = {}
     if folder is not None and (folder / LINES).exists():
         try:
@@ -125,12 +126,11 @@ def furniture(texts: Iterable[str], folder: Path | None) -> frozenset[str]:
         except (OSError, ValueError, TypeError) as error:
             read = {}
             log.warning("lines in %s not read (%s): working them out again", folder, error)
-    found = furniture_lines(texts)
     known = known_line_keys(texts)
     if folder is not None and known.keys() != read.keys():
         rows = {digest: sorted(keys) for digest, keys in known.items()}
         _replace(folder / LINES, lambda file: file.write(json.dumps(rows).encode()))
-    return found
+    return furniture_of(known.values())
 
 
 def _replace(path: Path, write: Callable[[IO[bytes]], object]) -> bool:

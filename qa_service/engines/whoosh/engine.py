@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from qa_service.core.results import SourceDocument
-from qa_service.engines import generations
+from qa_service.engines import KEPT, generations
 from qa_service.engines.layered import LayeredStore, full_build_of, served_passages
 from qa_service.retrieval.store import SHA256, VERSIONS_DAYS, Layer, PassageStore, PreparedIndex
 
@@ -25,8 +25,6 @@ from .write import write
 log = logging.getLogger(__name__)
 # Beside the generations: every version of every article indexed, by SHA-256.
 VERSIONS = "versions"
-# Beside them too: what builds keep between them (index/kept.py).
-KEPT = "kept"
 
 
 class WhooshEngine:

@@ -22,8 +22,8 @@ BOILERPLATE = "boilerplate.json"
 SORT_BUFFER_MB = 512
 
 # The build has analysed every passage already (retrieval/analysis.py): Whoosh indexes
-# those terms, one per line (a term is a word's stem, never a line break), and
-# stores the passage's text. Searches are by terms, never phrases: no positions.
+# those terms, one per line (a term is a word's stem, never a line break). Searches are
+# by terms, never phrases: no positions.
 _TERMS = "\n"
 SCHEMA = Schema(
     id=ID(stored=True, unique=True),
@@ -41,13 +41,13 @@ def write(folder: Path, prepared: PreparedIndex, *, encoder: bool = True) -> Non
     (and the encoder the vectors came from, unless told not to)."""
     ix = whoosh_index.create_in(str(folder), SCHEMA)
     vocabulary = np.array(prepared.postings.vocabulary, dtype=object)
-    rows = prepared.postings.token_rows
+    token_rows = prepared.postings.token_rows
     # In position order: one writer, one segment, so Whoosh's document numbers are positions.
     # The writer commits on success and cancels if anything raises; its sort buffer is
     # large enough for a large corpus's postings in memory (no runs merged from disk).
     with ix.writer(limitmb=SORT_BUFFER_MB) as writer:
         for position, passage in enumerate(prepared.passages):
-            terms = prepared.postings.token_terms[rows[position] : rows[position + 1]]
+            terms = prepared.postings.token_terms[token_rows[position] : token_rows[position + 1]]
             writer.add_document(
                 id=passage.id,
                 source=passage.source,
