@@ -145,6 +145,15 @@ def sources():
     },
     put={
         "summary": "Add or replace an article (needs a key with scope write)",
+        # Any indexed source can be read; only an article name can be written.
+        "parameters": [
+            {
+                "in": "path",
+                "name": "name",
+                "required": True,
+                "schema": {"type": "string", "pattern": f"^{ARTICLE_NAME.pattern}$"},
+            }
+        ],
         "requestBody": {"required": True, **json_content(SourceWriteSchema, "The article")},
         "responses": {**_ACCEPTED, **_ERRORS},
         **_WRITE,
