@@ -135,7 +135,7 @@ def test_nested_source_names_work(hostile_server):
 
 
 CONTRACT_WARNINGS = {
-    "missing_auth", "base_url_mismatch", "validation_mismatch", "missing_deserializer",
+    "missing_auth", "base_url_mismatch", "missing_deserializer",
     "unused_openapi_auth", "unsupported_regex", "method_not_allowed", "unresolvable_reference",
     "dictionary_mismatch", "timeout_units",
 }  # fmt: skip
@@ -158,7 +158,10 @@ def test_api_matches_its_openapi_document(seeds_dir, tmp_path):
             "--max-examples", "50", "--seed", "1", "-H", f"Authorization: Bearer {key}",
             # Warnings about the contract, not those that depend on timing: a write is
             # indexed after its 202 and the next write meanwhile gets 409, so how many
-            # writes succeed (missing_test_data, low_valid_rate) varies with the machine.
+            # writes succeed (missing_test_data, low_valid_rate) varies with the machine;
+            # so does validation_mismatch, which fires when no write got its 202 and the
+            # 400s for values the document cannot state (a real date) are all that is
+            # left once 409s are discounted (seen in 2 of 6 fresh runs on 2026-12-05).
             "--warnings", ",".join(sorted(CONTRACT_WARNINGS)),
         ]  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
