@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from qa_service.retrieval.nearest import VectorIndex, build_vector_index
+from qa_service.retrieval.nearest import PROJECTED, VectorIndex, build_vector_index
 
 
-def _clustered_unit_vectors(count: int, groups: int, seed: int = 1) -> np.ndarray:
+def _clustered_unit_vectors(
+    count: int, groups: int, seed: int = 1, dimensions: int = 64
+) -> np.ndarray:
     """Vectors around `groups` topics, as passages of a documentation set are."""
     rng = np.random.default_rng(seed)
-    topics = rng.normal(size=(groups, 64))
-    vectors = topics[rng.integers(groups, size=count)] + 0.6 * rng.normal(size=(count, 64))
+    topics = rng.normal(size=(groups, dimensions))
+    noise = rng.normal(size=(count, dimensions))
+    vectors = topics[rng.integers(groups, size=count)] + 0.6 * noise
     return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
 
@@ -54,3 +57,20 @@ def test_a_source_filter_is_exact(tmp_path):
     assert nearest == within[np.argsort(-(vectors[within] @ query), kind="stable")[:10]].tolist()
     index.save(tmp_path)
     assert VectorIndex.load(tmp_path).nearest(query, 10, allowed) == nearest
+
+
+def test_the_probed_passages_are_met_in_a_projection_and_the_best_by_their_whole_vectors():
+    dimensions = PROJECTED + 64
+    vectors = _clustered_unit_vectors(6000, 30, dimensions=dimensions)
+    index = build_vector_index(vectors, exact_limit=1000)
+    assert index.projection.shape == (dimensions, PROJECTED)
+    assert index.projected.shape == (6000, PROJECTED)
+    queries = _clustered_unit_vectors(40, 30, seed=3, dimensions=dimensions)
+    found = []
+    for query in queries:
+        nearest = index.nearest(query, 20, probed=1500)
+        # Ordered by the whole vectors' cosine, not the projection's.
+        similarity = vectors[nearest] @ query
+        assert np.all(np.diff(similarity) <= 1e-6)
+        found.append(len(set(nearest) & set(_exact(vectors, query, 20))) / 20)
+    assert np.mean(found) >= 0.8

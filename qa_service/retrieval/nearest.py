@@ -8,6 +8,11 @@ clusters until PROBED passages are covered: an inverted-file index, as FAISS's
 IndexIVFFlat. It is a few lines of numpy here because every worker must hold
 the vectors once: the ranking reads any passage's vector, and a FAISS index
 keeps its own copy.
+
+Reading the probed passages' vectors is memory-bound (10,000 rows of 384
+floats, about 1 ms), so they are met in a projection on their PROJECTED
+principal components (a third of the bytes) and only the RESCORED best of them
+by their whole vectors: the same nearest passages, in half the time.
 """
 
 from __future__ import annotations
@@ -24,6 +29,12 @@ EXACT_LIMIT = 20_000
 # from it, this finds the exact nearest passage 94.5 % of the time and 92 % of
 # the exact ten nearest, in 0.6 ms (6,000: 92.5 % and 88.5 %; 3,000: 90 % and 83 %).
 PROBED = 10_000
+# On the Python documentation and questions made from it, the projection on 128
+# components, the best 400 rescored, finds 90.5 % of the exact 50 nearest and
+# 92.8 % of the exact 10 in 0.58 ms, as the whole vectors do (90.8 %, 92.8 %) in
+# 1.19 ms (64 components: 83.9 % and 88.7 %; 96: 89.0 % and 91.9 %).
+PROJECTED = 128
+RESCORED = 400
 KMEANS_ROUNDS = 8
 # k-means learns its centres from a sample; every vector is then assigned.
 KMEANS_SAMPLE = 30_000
@@ -40,6 +51,10 @@ class VectorIndex:
     cluster_rows: np.ndarray
     # No rows when every passage is compared (a corpus within EXACT_LIMIT).
     centres: np.ndarray
+    # The principal directions of the vectors (dimensions x PROJECTED), and each row's
+    # vector projected on them, in the rows' order; no columns when exact.
+    projection: np.ndarray
+    projected: np.ndarray
 
     def __post_init__(self):
         position = np.empty(len(self.order), dtype=np.int64)
@@ -74,8 +89,13 @@ class VectorIndex:
             nearest_clusters = probe(self.centres, np.diff(self.cluster_rows), query, probed)
             # A cluster's rows are contiguous: compare them in place, copying nothing.
             spans = [self.cluster_rows[c : c + 2] for c in nearest_clusters]
-            docnums = np.concatenate([self.order[a:b] for a, b in spans])
-            similarity = np.concatenate([self.vectors[a:b] @ query for a, b in spans])
+            rows = np.concatenate([np.arange(a, b) for a, b in spans])
+            projected = query @ self.projection
+            approximate = np.concatenate([self.projected[a:b] @ projected for a, b in spans])
+            rescored = max(RESCORED, limit)
+            if len(rows) > rescored:
+                rows = rows[np.argpartition(-approximate, rescored)[:rescored]]
+            docnums, similarity = self.order[rows], self.vectors[rows] @ query
         return best(docnums, similarity, limit)
 
     def save(self, folder: Path) -> None:
@@ -87,6 +107,8 @@ class VectorIndex:
                 order=self.order,
                 cluster_rows=self.cluster_rows,
                 centres=self.centres,
+                projection=self.projection,
+                projected=self.projected,
             )
 
     @classmethod
@@ -115,22 +137,27 @@ def best(docnums: np.ndarray, similarity: np.ndarray, limit: int) -> list[int]:
 
 def build_vector_index(vectors: np.ndarray, *, exact_limit: int = EXACT_LIMIT) -> VectorIndex:
     """Group unit-length `vectors` (by document number) for `VectorIndex.nearest`."""
-    count = len(vectors)
+    count, dimensions = vectors.shape
     if count <= exact_limit:
         return VectorIndex(
-            vectors, np.arange(count), np.array([0, count]), np.zeros((0, vectors.shape[1]))
-        )
-    centres = _spherical_kmeans(vectors, round(count**0.5))
+            vectors, np.arange(count), np.array([0, count]), np.zeros((0, dimensions)),
+            np.zeros((dimensions, 0)), np.zeros((count, 0)),
+        )  # fmt: skip
+    rng = np.random.default_rng(0)  # a fixed seed: builds repeat
+    sample = vectors[rng.choice(count, min(count, KMEANS_SAMPLE), replace=False)]
+    centres = _spherical_kmeans(sample, round(count**0.5), rng)
     cluster = _assign(vectors, centres)
     order = np.argsort(cluster, kind="stable")
     cluster_rows = np.concatenate([[0], np.cumsum(np.bincount(cluster, minlength=len(centres)))])
-    return VectorIndex(vectors[order], order, cluster_rows, centres)
+    # The directions along which the vectors differ most, from the same sample.
+    _, _, directions = np.linalg.svd(sample, full_matrices=False)
+    projection = np.ascontiguousarray(directions[:PROJECTED].T, dtype=vectors.dtype)
+    ordered = vectors[order]
+    return VectorIndex(ordered, order, cluster_rows, centres, projection, ordered @ projection)
 
 
-def _spherical_kmeans(vectors: np.ndarray, clusters: int) -> np.ndarray:
-    """Unit-length centres of `clusters` groups of similar vectors (a fixed seed: builds repeat)."""
-    rng = np.random.default_rng(0)
-    sample = vectors[rng.choice(len(vectors), min(len(vectors), KMEANS_SAMPLE), replace=False)]
+def _spherical_kmeans(sample: np.ndarray, clusters: int, rng: np.random.Generator) -> np.ndarray:
+    """Unit-length centres of `clusters` groups of similar vectors in `sample`."""
     centres = sample[rng.choice(len(sample), clusters, replace=False)].copy()
     for _ in range(KMEANS_ROUNDS):
         cluster = _assign(sample, centres)
@@ -139,7 +166,7 @@ def _spherical_kmeans(vectors: np.ndarray, clusters: int) -> np.ndarray:
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         # A centre no vector chose stays where it was.
         centres = np.where(norms > 0, sums / np.maximum(norms, 1e-12), centres)
-    return centres.astype(vectors.dtype)
+    return centres.astype(sample.dtype)
 
 
 def _assign(vectors: np.ndarray, centres: np.ndarray, chunk: int = 8192) -> np.ndarray:

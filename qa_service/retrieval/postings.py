@@ -215,3 +215,12 @@ def build_postings(
         champion_scores=scores[kept].astype(np.float32),
         mean_length=np.asarray(float(mean_length or 1.0)),
     )
+
+
+def concatenated_rows(bounds: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """The rows of `items` one after another, where item i has rows bounds[i] to
+    bounds[i + 1]; and where each item's rows start in them (one more at the end)."""
+    starts = bounds[items]
+    lengths = bounds[items + 1] - starts
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    return np.arange(offsets[-1]) + np.repeat(starts - offsets[:-1], lengths), offsets.tolist()

@@ -27,7 +27,7 @@ from qa_service.core.passages import Passage, Token
 from qa_service.core.results import SourceDocument
 from qa_service.engines.generations import file_stats
 from qa_service.retrieval.nearest import VectorIndex
-from qa_service.retrieval.postings import Postings
+from qa_service.retrieval.postings import Postings, concatenated_rows
 from qa_service.retrieval.semantic import SentenceEncoder
 from qa_service.retrieval.store import (
     CandidateFeatures,
@@ -88,7 +88,7 @@ class WhooshGeneration:
         # Their files are closed when the generation is let go (requests may still hold it
         # after a swap).
         weakref.finalize(self, _close_searchers, self._searchers)
-        self.sentence_rows = np.cumsum([0] + [len(p.sentences) for p in self.passage_list]).tolist()
+        self.sentence_rows = np.cumsum([0] + [len(p.sentences) for p in self.passage_list])
         # By position, for filtering the nearest passages by source without a loop.
         self.passage_sources = np.array([passage.source for passage in self.passage_list])
 
@@ -160,21 +160,30 @@ class WhooshGeneration:
         similarity = dict(
             zip(around, self.vectors.similarity(np.asarray(around), vector).tolist(), strict=True)
         )
+        # Every candidate's words and sentences in one gather each, not a few numpy calls
+        # per candidate (a hundred candidates a question).
+        wanted = np.asarray(positions)
+        postings = self.postings
+        tokens, token_bounds = concatenated_rows(postings.token_rows, wanted)
+        term_ids = postings.token_terms[tokens]
+        terms = term_ids.tolist()
+        starts, ends = postings.token_starts[tokens].tolist(), postings.token_ends[tokens].tolist()
+        idfs = postings.idf[term_ids].tolist() if idf else None
+        sentences, sentence_bounds = concatenated_rows(self.sentence_rows, wanted)
+        sentence_similarity = (self.sentence_vectors[sentences] @ vector).tolist()
         found = {}
-        for position in positions:
-            terms, starts, ends = self.postings.token_columns(position)
-            sentences = self.sentence_vectors[
-                self.sentence_rows[position] : self.sentence_rows[position + 1]
-            ]
+        for i, position in enumerate(positions):
+            first, last = token_bounds[i], token_bounds[i + 1]
+            first_sentence, last_sentence = sentence_bounds[i], sentence_bounds[i + 1]
             found[position] = CandidateFeatures(
                 passage=self.passage_list[position],
-                terms=terms,
-                starts=starts,
-                ends=ends,
-                idf=self.postings.idf[terms].tolist() if idf else None,
+                terms=terms[first:last],
+                starts=starts[first:last],
+                ends=ends[first:last],
+                idf=idfs[first:last] if idf else None,
                 similarity=similarity[position],
                 beside=similarity_beside(position, self.passage_list.__getitem__, similarity),
-                sentence_similarity=(sentences @ vector).tolist(),
+                sentence_similarity=sentence_similarity[first_sentence:last_sentence],
                 links=self.links[position],
             )
         return found
