@@ -92,9 +92,7 @@ class VectorIndex:
             rows = np.concatenate([np.arange(a, b) for a, b in spans])
             projected = query @ self.projection
             approximate = np.concatenate([self.projected[a:b] @ projected for a, b in spans])
-            rescored = max(RESCORED, limit)
-            if len(rows) > rescored:
-                rows = rows[np.argpartition(-approximate, rescored)[:rescored]]
+            rows = rows[shortlist(approximate, limit)]
             docnums, similarity = self.order[rows], self.vectors[rows] @ query
         return best(docnums, similarity, limit)
 
@@ -124,6 +122,15 @@ def probe(
     """The clusters nearest `query`, nearest first, until they hold `probed` passages."""
     clusters = np.argsort(-(centres @ query))
     return clusters[: int(np.searchsorted(np.cumsum(sizes[clusters]), probed)) + 1].tolist()
+
+
+def shortlist(approximate: np.ndarray, limit: int) -> np.ndarray:
+    """Which of the probed passages to compare by their whole vectors: the RESCORED
+    (and at least `limit`) of highest similarity in the projection."""
+    rescored = max(RESCORED, limit)
+    if len(approximate) <= rescored:
+        return np.arange(len(approximate))
+    return np.argpartition(-approximate, rescored)[:rescored]
 
 
 def best(docnums: np.ndarray, similarity: np.ndarray, limit: int) -> list[int]:

@@ -19,7 +19,7 @@ import psycopg
 from qa_service.core.corroboration import links_from_rows
 from qa_service.core.passages import Passage, Token
 from qa_service.core.results import SourceDocument
-from qa_service.retrieval.nearest import best, probe
+from qa_service.retrieval.nearest import best, probe, shortlist
 from qa_service.retrieval.postings import bm25, stored_length
 from qa_service.retrieval.semantic import DIMENSIONS, MODEL_DIR, SentenceEncoder
 from qa_service.retrieval.store import (
@@ -75,6 +75,10 @@ class PostgresGeneration:
             [np.frombuffer(row[0], dtype=np.float32) for row in centres], dtype=np.float32
         ).reshape(len(centres), DIMENSIONS)
         self._cluster_sizes = np.array(facts["cluster_sizes"], dtype=np.int64)
+        # The clusters hold the passages' vectors projected on these directions (no
+        # columns: the whole vectors, compared exactly).
+        projection = facts.get("projection", [])  # none in generations of earlier versions
+        self._projection = np.array(projection, dtype=np.float32).reshape(DIMENSIONS, -1)
         # The shards' parts of the passages (none on a single server): each must answer.
         self._parts = [
             row[0]
@@ -229,8 +233,9 @@ class PostgresGeneration:
         best = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:limit]
         return dict(best)
 
-    def _vectors_of_clusters(self, clusters: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """The positions and vectors of the passages of these clusters: cached, or read."""
+    def _vectors_of_clusters(self, clusters: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The positions and compared vectors of the passages of each of these clusters:
+        cached, or read."""
         found = {}
         for cluster in clusters:
             if (cached := self._cluster_vectors.recall(cluster)) is not None:
@@ -242,21 +247,24 @@ class PostgresGeneration:
                 " WHERE cluster = ANY(%s)",
                 (missing,),
             )
+            width = self._projection.shape[1] or DIMENSIONS
             for cluster, positions, vectors in rows:
                 found[cluster] = self._cluster_vectors.remember(
                     cluster,
                     (
                         np.frombuffer(positions, dtype=np.int32).astype(np.int64),
-                        np.frombuffer(vectors, dtype=np.float32).reshape(-1, DIMENSIONS),
+                        np.frombuffer(vectors, dtype=np.float32).reshape(-1, width),
                     ),
                 )
-        parts = [found[cluster] for cluster in clusters]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return [found[cluster] for cluster in clusters]
 
     def _nearest(self, vector: np.ndarray, limit: int, sources: Sequence[str] | None) -> list[int]:
         """The positions of up to `limit` passages nearest in meaning, best first."""
         clusters = probe(self._centres, self._cluster_sizes, vector) if len(self._centres) else [0]
-        positions, vectors = self._vectors_of_clusters(clusters)
+        parts = self._vectors_of_clusters(clusters)
+        compared = vector @ self._projection if self._projection.shape[1] else vector
+        positions = np.concatenate([part[0] for part in parts])
+        similarity = np.concatenate([part[1] @ compared for part in parts])
         if sources:
             allowed = {
                 row[0]
@@ -266,8 +274,28 @@ class PostgresGeneration:
                 )
             }
             keep = np.array([p in allowed for p in positions.tolist()], dtype=bool)
-            positions, vectors = positions[keep], vectors[keep]
-        return best(positions, vectors @ vector, limit)
+            positions, similarity = positions[keep], similarity[keep]
+        if self._projection.shape[1]:
+            positions = positions[shortlist(similarity, limit)]
+            similarity = self._passage_vectors(positions.tolist()) @ vector
+        return best(positions, similarity, limit)
+
+    def _passage_vectors(self, positions: list[int]) -> np.ndarray:
+        """The whole vectors of these passages, in order: of the rows cached, else read."""
+        found = {}
+        for position in positions:
+            if (row := self._rows.recall(position)) is not None:
+                found[position] = row["vector"]
+        wanted = [p for p in positions if p not in found]
+        if wanted:
+            rows = self._query(
+                f"SELECT position, vector FROM {self._schema}.passages WHERE position = ANY(%s)",
+                (wanted,),
+            )
+            found.update((p, np.frombuffer(vector, dtype=np.float32)) for p, vector in rows)
+        if len(found) < len(positions):
+            raise self._damaged("a probed cluster names a passage that is not there")
+        return np.array([found[p] for p in positions], dtype=np.float32).reshape(-1, DIMENSIONS)
 
     def features(
         self, positions: Sequence[int], vector: np.ndarray, *, idf: bool = False

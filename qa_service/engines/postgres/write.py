@@ -61,6 +61,9 @@ def write(connection, schema: str, prepared: PreparedIndex) -> None:
                     source["name"], source["title"], source["publisher"], source["date"],
                     source["url"], source["passages"], source["text"], ordinal, source["sha256"],
                 ))  # fmt: skip
+        # What a question's probe compares: the projected vectors when the passages are
+        # clustered (a third of the bytes; the best are then compared whole), else the whole.
+        compared = vectors.projected if vectors.projection.shape[1] else vectors.vectors
         clusters = f"COPY {schema}.clusters (cluster, positions, vectors) FROM STDIN"
         with cursor.copy(clusters) as copy:
             for cluster in range(len(vectors.cluster_rows) - 1):
@@ -68,7 +71,7 @@ def write(connection, schema: str, prepared: PreparedIndex) -> None:
                 copy.write_row((
                     cluster,
                     vectors.order[first:last].astype(np.int32).tobytes(),
-                    vectors.vectors[first:last].astype(np.float32).tobytes(),
+                    compared[first:last].astype(np.float32).tobytes(),
                 ))  # fmt: skip
         with cursor.copy(f"COPY {schema}.centres (cluster, vector) FROM STDIN") as copy:
             for cluster, centre in enumerate(vectors.centres):
@@ -76,6 +79,7 @@ def write(connection, schema: str, prepared: PreparedIndex) -> None:
         facts = {
             "passages": len(prepared.passages),
             "cluster_sizes": np.diff(vectors.cluster_rows).tolist(),
+            "projection": vectors.projection.astype(np.float32).tolist(),
             "mean_length": float(postings.mean_length),
             "boilerplate": sorted(prepared.boilerplate),
         }
