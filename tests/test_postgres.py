@@ -77,6 +77,19 @@ def test_shards_hold_the_passages_and_answer_as_whoosh_does(
     )
 
 
+def test_passage_vectors_stay_in_their_rows(cluster, sharded):
+    # Not compressed or moved out to the TOAST table: a question reads hundreds of them.
+    schema = sharded.current_name().lower().replace("-", "_")
+    for shard in cluster.shards:
+        with psycopg.connect(shard.url) as connection:
+            storage = connection.execute(
+                "SELECT attstorage FROM pg_attribute WHERE attrelid = %s::regclass"
+                " AND attname = 'vector'",
+                (f"{schema}.{schema}_passages",),
+            ).fetchone()
+            assert storage == ("p",)
+
+
 def _generations(cluster) -> tuple[str, list[str], set[str]]:
     """The current generation, those the database lists, and the schemas it holds."""
     with psycopg.connect(cluster.coordinator.url) as connection:
@@ -115,14 +128,15 @@ def test_a_generation_replaced_a_moment_ago_stays_for_workers_yet_to_ask(
 def test_caches_stay_within_their_bytes(sharded, index_dir, questions_path, monkeypatch):
     # Smaller than what the questions read (the seeds' vectors are one cluster of 140 KB).
     budgets = {"CACHED_PASSAGE_BYTES": 40_000, "CACHED_VECTOR_BYTES": 200_000,
-               "CACHED_SOURCE_BYTES": 40_000}  # fmt: skip
+               "CACHED_WHOLE_VECTOR_BYTES": 40_000, "CACHED_SOURCE_BYTES": 40_000}  # fmt: skip
     for name, budget in budgets.items():
         monkeypatch.setattr(postgres_generation, name, budget)
     generation, whoosh = open_generation(sharded), open_generation(index_dir)
     for question in load_questions(questions_path):
         answers = ask(generation, question["question"])
         assert answers.passages == ask(whoosh, question["question"]).passages
-    caches = (generation._rows, generation._cluster_vectors, generation.sources._cache)
+    caches = (generation._rows, generation._cluster_vectors, generation._vectors,
+              generation.sources._cache)  # fmt: skip
     for cache, budget in zip(caches, budgets.values(), strict=True):
         assert 0 < cache.held <= budget
         assert cache.held == sum(cache.weigh(value) for value in cache.values())

@@ -166,15 +166,15 @@ def with_neighbours(positions: Sequence[int], count: int) -> list[int]:
 
 
 def similarity_beside(
-    position: int, passage_at: Callable[[int], Passage], similarity: Mapping[int, float]
+    position: int, source_at: Callable[[int], str], similarity: Mapping[int, float]
 ) -> tuple[float, ...]:
     """The similarities of the passages before and after `position` in its own source
     (`similarity` holds those of `with_neighbours`)."""
-    source = passage_at(position).source
+    source = source_at(position)
     return tuple(
         similarity[other]
         for other in (position - 1, position + 1)
-        if other in similarity and passage_at(other).source == source
+        if other in similarity and source_at(other) == source
     )
 
 

@@ -1,8 +1,8 @@
 """A PostgreSQL generation, opened: rows read per question, through bounded caches.
 
 A question reads its terms' champion lists, its candidates' rows and the
-vectors of the clusters it probes; each call of the store protocol is one or
-two round trips, whatever the number of candidates.
+vectors of the clusters it probes; each call of the store protocol is one to
+three round trips, whatever the number of candidates.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from .schema import Session, schema_of, storable
 # rows, the vectors of probed clusters, article texts, and terms.
 CACHED_PASSAGE_BYTES = 32 << 20
 CACHED_VECTOR_BYTES = 64 << 20
+CACHED_WHOLE_VECTOR_BYTES = 32 << 20
 CACHED_SOURCE_BYTES = 32 << 20
 CACHED_TERM_BYTES = 8 << 20
 
@@ -48,7 +49,7 @@ def _row_bytes(row: dict) -> int:
     """About what a cached passage row holds, in bytes."""
     terms = len(row["columns"][0])
     return (
-        sys.getsizeof(row["passage"].text) + row["vector"].nbytes + row["sentences"].nbytes
+        sys.getsizeof(row["passage"].text) + row["sentences"].nbytes
         + 3 * 36 * terms + sys.getsizeof(row["links"])
     )  # fmt: skip
 
@@ -91,6 +92,11 @@ class PostgresGeneration:
         self._cluster_vectors = BoundedCache(
             CACHED_VECTOR_BYTES, lambda pair: pair[0].nbytes + pair[1].nbytes
         )
+        # Passages' sources and whole vectors: what the nearest's shortlist and the passages
+        # beside a candidate need of a row, without its text, terms and sentences.
+        self._vectors = BoundedCache(
+            CACHED_WHOLE_VECTOR_BYTES, lambda pair: sys.getsizeof(pair[0]) + pair[1].nbytes + 64
+        )
         self.sources = _Sources(self)
         # Terms by name (None: no passage holds it) and by id, each as (id or name, idf).
         self._term_by_name = BoundedCache(CACHED_TERM_BYTES, lambda entry: 64)
@@ -113,22 +119,19 @@ class PostgresGeneration:
 
     def _rows_of(self, positions: Sequence[int]) -> dict[int, dict]:
         """The rows of these passages: cached, and the others read in one query."""
-        found = {}
-        for position in positions:
-            if (row := self._rows.recall(position)) is not None:
-                found[position] = row
+        found = self._rows.recall_many(positions)
         wanted = [p for p in dict.fromkeys(positions) if p not in found]
         if not wanted:
             return found
         rows = self._query(
             'SELECT position, id, source, start, "end", text, byte_start, byte_end, line_start,'
-            " line_end, sentences, heading, terms, starts, ends, vector, sentence_vectors, links"
+            " line_end, sentences, heading, terms, starts, ends, sentence_vectors, links"
             f" FROM {self._schema}.passages WHERE position = ANY(%s)",
             (wanted,),
         )
         for row in rows:
             position, _, source, start, end, text, *located = row[:10]
-            sentences, heading, terms, starts, ends, vector, sentence_vectors, links = row[10:]
+            sentences, heading, terms, starts, ends, sentence_vectors, links = row[10:]
             passage = Passage(
                 source=source, start=start, end=end, text=text, byte_start=located[0],
                 byte_end=located[1], line_start=located[2], line_end=located[3],
@@ -140,7 +143,6 @@ class PostgresGeneration:
                 {
                     "passage": passage,
                     "columns": (terms, starts, ends),
-                    "vector": np.frombuffer(vector, dtype=np.float32),
                     "sentences": np.frombuffer(sentence_vectors, dtype=np.float32).reshape(
                         -1, DIMENSIONS
                     ),
@@ -277,34 +279,40 @@ class PostgresGeneration:
             positions, similarity = positions[keep], similarity[keep]
         if self._projection.shape[1]:
             positions = positions[shortlist(similarity, limit)]
-            similarity = self._passage_vectors(positions.tolist()) @ vector
+            found = self._vectors_of(positions.tolist())
+            similarity = _stacked([found[p][1] for p in positions.tolist()]) @ vector
         return best(positions, similarity, limit)
 
-    def _passage_vectors(self, positions: list[int]) -> np.ndarray:
-        """The whole vectors of these passages, in order: of the rows cached, else read."""
-        found = {}
-        for position in positions:
-            if (row := self._rows.recall(position)) is not None:
-                found[position] = row["vector"]
+    def _vectors_of(self, positions: Sequence[int]) -> dict[int, tuple[str, np.ndarray]]:
+        """The source and whole vector of each of these passages: cached, the others read in
+        one query."""
+        found = self._vectors.recall_many(positions)
         wanted = [p for p in positions if p not in found]
         if wanted:
             rows = self._query(
-                f"SELECT position, vector FROM {self._schema}.passages WHERE position = ANY(%s)",
+                f"SELECT position, source, vector FROM {self._schema}.passages"
+                " WHERE position = ANY(%s)",
                 (wanted,),
             )
-            found.update((p, np.frombuffer(vector, dtype=np.float32)) for p, vector in rows)
+            for position, source, vector in rows:
+                found[position] = self._vectors.remember(
+                    position, (sys.intern(source), np.frombuffer(vector, dtype=np.float32))
+                )
         if len(found) < len(positions):
-            raise self._damaged("a probed cluster names a passage that is not there")
-        return np.array([found[p] for p in positions], dtype=np.float32).reshape(-1, DIMENSIONS)
+            raise self._damaged("a passage named by the index is not there")
+        return found
 
     def features(
         self, positions: Sequence[int], vector: np.ndarray, *, idf: bool = False
     ) -> dict[int, CandidateFeatures]:
-        """What the second stage reads about these passages: their rows (and those beside
-        them) in one query, their terms' idf in at most one more."""
-        around = with_neighbours(positions, self.info.passage_count)
-        rows = self._rows_of(around)
-        similarity = {p: float(rows[p]["vector"] @ vector) for p in around}
+        """What the second stage reads about these passages: their rows in one query, their
+        and their neighbours' sources and vectors in one more, their terms' idf in at most one
+        more."""
+        rows = self._rows_of(positions)
+        around = self._vectors_of(with_neighbours(positions, self.info.passage_count))
+        sources = {p: source for p, (source, _) in around.items()}
+        vectors = _stacked([v for _, v in around.values()])
+        similarity = dict(zip(around, (vectors @ vector).tolist(), strict=True))
         terms = (
             self._terms_by_id([t for p in positions for t in rows[p]["columns"][0]]) if idf else {}
         )
@@ -319,7 +327,7 @@ class PostgresGeneration:
                 ends=ends,
                 idf=[terms[term][1] for term in term_ids] if idf else None,
                 similarity=similarity[position],
-                beside=similarity_beside(position, lambda p: rows[p]["passage"], similarity),
+                beside=similarity_beside(position, sources.__getitem__, similarity),
                 sentence_similarity=(row["sentences"] @ vector).tolist(),
                 links=_Links(row["links"]),
             )
@@ -425,3 +433,8 @@ class _Sources(Mapping):
 
     def __len__(self) -> int:
         return len(self._names())
+
+
+def _stacked(vectors: Sequence[np.ndarray]) -> np.ndarray:
+    """These whole vectors as the rows of one matrix."""
+    return np.array(vectors, dtype=np.float32).reshape(-1, DIMENSIONS)

@@ -45,6 +45,10 @@ _BIG_TABLES = {
     "clusters": ("(cluster integer NOT NULL, positions bytea NOT NULL, vectors bytea NOT NULL)",
                  "cluster"),
 }  # fmt: skip
+# A passage's whole vector stays in its row (PLAIN: never compressed or moved out to the
+# TOAST table, as a row this long otherwise would): a question reads hundreds of vectors
+# and nothing else of most of those rows, and a TOAST fetch each nearly doubled the time.
+_STORAGE = {"passages": "ALTER TABLE {table} ALTER COLUMN vector SET STORAGE PLAIN"}
 _PASSAGE_INDEXES = """
 CREATE UNIQUE INDEX ON {passages} (position);
 CREATE UNIQUE INDEX ON {passages} (id);
@@ -67,7 +71,10 @@ CREATE TABLE {s}.sources (name text PRIMARY KEY, title text, publisher text, dat
 CREATE TABLE {s}.facts (key text PRIMARY KEY, value jsonb NOT NULL);
 CREATE TABLE {s}.centres (cluster integer PRIMARY KEY, vector bytea NOT NULL);
 """
-_GENERATION_INDEXES = "CREATE INDEX ON {s}.words (word text_pattern_ops);"
+_GENERATION_INDEXES = """
+CREATE INDEX ON {s}.words (word text_pattern_ops);
+CREATE UNIQUE INDEX ON {s}.terms (id);
+"""
 
 OLD_GENERATIONS = """
 WITH ordered AS (
@@ -104,7 +111,9 @@ class Session:
                 self._connection = connect(self._url)
                 # Shards answer GROUP BY position (the partition key) each for their own rows.
                 self._connection.execute("SET enable_partitionwise_aggregate = on")
-            return self._connection.execute(sql, parameters).fetchall()
+            # Binary results: a vector arrives as its bytes, not as hex text of twice the
+            # size that the server encodes and we decode.
+            return self._connection.execute(sql, parameters, binary=True).fetchall()
 
     def close(self) -> None:
         """Close the connection, if one is open."""
@@ -139,13 +148,13 @@ def create_tables(connection, schema: str, servers: list[str], shards: list[str]
     connection.execute(_GENERATION_SCHEMA.format(s=schema))
     if not shards:
         for table, (columns, _) in _BIG_TABLES.items():
-            connection.execute(f"CREATE TABLE {schema}.{table} {columns}")
+            _create_big_table(connection, table, f"{schema}.{table}", columns)
         return
     for url in shards:
         with connect(url) as shard:
             shard.execute(f"CREATE SCHEMA {schema}")
             for table, (columns, _) in _BIG_TABLES.items():
-                shard.execute(f"CREATE TABLE {schema}.{schema}_{table} {columns}")
+                _create_big_table(shard, table, f"{schema}.{schema}_{table}", columns)
     for table, (columns, key) in _BIG_TABLES.items():
         connection.execute(f"CREATE TABLE {schema}.{table} {columns} PARTITION BY HASH ({key})")
         for number, server in enumerate(servers):
@@ -154,6 +163,13 @@ def create_tables(connection, schema: str, servers: list[str], shards: list[str]
                 f" FOR VALUES WITH (MODULUS {len(servers)}, REMAINDER {number})"
                 f" SERVER {server} OPTIONS (schema_name '{schema}', table_name '{schema}_{table}')"
             )
+
+
+def _create_big_table(connection, table: str, name: str, columns: str) -> None:
+    """One of the big tables, where its rows are, with its columns' storage."""
+    connection.execute(f"CREATE TABLE {name} {columns}")
+    if table in _STORAGE:
+        connection.execute(_STORAGE[table].format(table=name))
 
 
 def index_tables(connection, schema: str, shards: list[str]) -> None:
