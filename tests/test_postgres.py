@@ -12,6 +12,7 @@ from support import LOGS, gunicorn_server
 
 from qa_service.engines.postgres import engine as postgres_engine
 from qa_service.engines.postgres import generation as postgres_generation
+from qa_service.engines.postgres.schema import APPLICATION_NAME
 from qa_service.index import FILE_CHECK_SECONDS, build_index, configured_engine, open_generation
 from qa_service.retrieval.evaluation import load_questions
 from qa_service.retrieval.search import ask
@@ -75,6 +76,20 @@ def test_shards_hold_the_passages_and_answer_as_whoosh_does(
     assert _first_citations(open_generation(sharded), questions) == _first_citations(
         open_generation(index_dir), questions
     )
+
+
+def test_rows_are_read_from_the_shards_themselves(cluster, sharded, questions_path):
+    # Not through the coordinator, whose postgres_fdw would carry each row to it and on.
+    generation = open_generation(sharded)
+    for question in load_questions(questions_path)[:3]:
+        ask(generation, question["question"])
+    for shard in cluster.shards:
+        with psycopg.connect(shard.url) as connection:
+            readers = connection.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                (APPLICATION_NAME,),
+            ).fetchone()
+            assert readers[0] >= 1
 
 
 def test_passage_vectors_stay_in_their_rows(cluster, sharded):

@@ -62,9 +62,9 @@ class PostgresEngine:
 
     With `shards` (names of postgres_fdw foreign servers defined on the
     database at `url`, the coordinator), a build hash-partitions the passages
-    and champion lists by position over them; questions still go to the
-    coordinator, which sends each shard its part (in parallel with the
-    servers' `async_capable` option).
+    and champion lists by position over them; questions read those from the
+    shards themselves (through the coordinator's foreign servers' addresses) and
+    everything else from the coordinator.
     """
 
     seen_within = CHECK_SECONDS

@@ -34,7 +34,7 @@ from qa_service.retrieval.store import (
 )
 
 from .cache import BoundedCache
-from .schema import Session, schema_of, storable
+from .schema import Session, connect, schema_of, shard_table, shard_url, storable
 
 # Bytes kept per worker between questions, least recently used first out: passage
 # rows, the vectors of probed clusters, article texts, and terms.
@@ -81,13 +81,21 @@ class PostgresGeneration:
         projection = facts.get("projection", [])  # none in generations of earlier versions
         self._projection = np.array(projection, dtype=np.float32).reshape(DIMENSIONS, -1)
         # The shards' parts of the passages (none on a single server): each must answer.
-        self._parts = [
-            row[0]
-            for row in self._query(
-                "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = %s::regclass",
-                (f"{self._schema}.passages",),
-            )
-        ]
+        parts = self._query(
+            "SELECT i.inhrelid::regclass::text, s.srvname FROM pg_inherits i"
+            " JOIN pg_foreign_table t ON t.ftrelid = i.inhrelid"
+            " JOIN pg_foreign_server s ON s.oid = t.ftserver"
+            " WHERE i.inhparent = %s::regclass",
+            (f"{self._schema}.passages",),
+        )
+        self._parts = [part for part, _ in parts]
+        # Passages' rows are read from the shards themselves: through the coordinator,
+        # postgres_fdw carries every row to it as text and on to us (vectors as hex), which
+        # took twice as long as asking each shard in turn.
+        with connect(url) as connection:
+            self._shards = {server: Session(shard_url(connection, server)) for _, server in parts}
+        for shard in self._shards.values():
+            weakref.finalize(self, shard.close)
         self._rows = BoundedCache(CACHED_PASSAGE_BYTES, _row_bytes)
         self._cluster_vectors = BoundedCache(
             CACHED_VECTOR_BYTES, lambda pair: pair[0].nbytes + pair[1].nbytes
@@ -104,9 +112,11 @@ class PostgresGeneration:
             CACHED_TERM_BYTES, lambda entry: sys.getsizeof(entry[0]) + 64
         )
 
-    def _query(self, sql: str, parameters: Sequence[Any] = ()) -> list[tuple]:
+    def _query(
+        self, sql: str, parameters: Sequence[Any] = (), session: Session | None = None
+    ) -> list[tuple]:
         try:
-            return self._session.query(sql, parameters)
+            return (session or self._session).query(sql, parameters)
         except psycopg.ProgrammingError as exc:
             # SQLSTATE class 42 (a table or column missing): unlike a lost connection, lasting.
             raise self._damaged(f"its tables are not as the build wrote them ({exc})") from exc
@@ -123,11 +133,10 @@ class PostgresGeneration:
         wanted = [p for p in dict.fromkeys(positions) if p not in found]
         if not wanted:
             return found
-        rows = self._query(
-            'SELECT position, id, source, start, "end", text, byte_start, byte_end, line_start,'
-            " line_end, sentences, heading, terms, starts, ends, sentence_vectors, links"
-            f" FROM {self._schema}.passages WHERE position = ANY(%s)",
-            (wanted,),
+        rows = self._passage_rows(
+            'position, id, source, start, "end", text, byte_start, byte_end, line_start,'
+            " line_end, sentences, heading, terms, starts, ends, sentence_vectors, links",
+            wanted,
         )
         for row in rows:
             position, _, source, start, end, text, *located = row[:10]
@@ -154,6 +163,25 @@ class PostgresGeneration:
         if missing:
             raise self._damaged(f"no passage at positions {missing[:5]}")
         return found
+
+    def _passage_rows(self, columns: str, positions: list[int]) -> list[tuple]:
+        """These columns of the passages at these positions."""
+        sql = f"SELECT {columns} FROM {{table}} WHERE position = ANY(%s)"
+        return self._on_parts("passages", sql, (positions,))
+
+    def _on_parts(self, table: str, sql: str, parameters: Sequence[Any]) -> list[tuple]:
+        """The rows of `sql` over one of the big tables (`{table}` in it): on the one
+        server, or on each shard's own part in turn, one after the other."""
+        if not self._shards:
+            return self._query(sql.format(table=f"{self._schema}.{table}"), parameters)
+        sql = sql.format(table=shard_table(self._schema, table))
+        rows = []
+        for server, shard in self._shards.items():
+            try:
+                rows += self._query(sql, parameters, shard)
+            except IndexUnavailable as exc:
+                raise IndexUnavailable(f'could not read from server "{server}": {exc}') from exc
+        return rows
 
     def _terms_by_name(self, terms: Sequence[str]) -> dict[str, tuple[int, float]]:
         """Id and idf of each term some passage holds: cached, the others read in one query."""
@@ -213,12 +241,15 @@ class PostgresGeneration:
         if not ids:
             return {}
         if not sources:
-            rows = self._query(
-                f"SELECT position, sum(score) AS total FROM {self._schema}.champions"
-                " WHERE term = ANY(%s) GROUP BY position ORDER BY total DESC, position LIMIT %s",
+            # Each shard holds all of a passage's champion entries (both are partitioned by
+            # position), so the best of each shard's best are the best.
+            rows = self._on_parts(
+                "champions",
+                "SELECT position, sum(score) AS total FROM {table} WHERE term = ANY(%s)"
+                " GROUP BY position ORDER BY total DESC, position LIMIT %s",
                 (list(ids), limit),
             )
-            return {position: total for position, total in rows}
+            return dict(sorted(rows, key=lambda row: (-row[1], row[0]))[:limit])
         rows = self._query(
             f"SELECT position, terms FROM {self._schema}.passages"
             " WHERE source = ANY(%s) AND terms && %s::integer[]",
@@ -289,12 +320,7 @@ class PostgresGeneration:
         found = self._vectors.recall_many(positions)
         wanted = [p for p in positions if p not in found]
         if wanted:
-            rows = self._query(
-                f"SELECT position, source, vector FROM {self._schema}.passages"
-                " WHERE position = ANY(%s)",
-                (wanted,),
-            )
-            for position, source, vector in rows:
+            for position, source, vector in self._passage_rows("position, source, vector", wanted):
                 found[position] = self._vectors.remember(
                     position, (sys.intern(source), np.frombuffer(vector, dtype=np.float32))
                 )
@@ -375,6 +401,8 @@ class PostgresGeneration:
             self._query("SELECT 1")
             for part in self._parts:
                 self._query(f"SELECT 1 FROM {part} LIMIT 1")
+            for shard in self._shards.values():
+                self._query("SELECT 1", session=shard)
         except IndexUnavailable as exc:
             return str(exc)
         return self._damage

@@ -90,9 +90,13 @@ EXCEPT SELECT layer->>'base' FROM kept WHERE layer IS NOT NULL
 """
 
 
+APPLICATION_NAME = "qa-service"
+
+
 def connect(url: str) -> psycopg.Connection:
-    """A connection in autocommit mode (transactions are opened where they are meant)."""
-    return psycopg.connect(url, autocommit=True)
+    """A connection in autocommit mode (transactions are opened where they are meant),
+    named in the servers' pg_stat_activity as the service's."""
+    return psycopg.connect(url, autocommit=True, application_name=APPLICATION_NAME)
 
 
 class Session:
@@ -109,8 +113,6 @@ class Session:
         with self._lock:
             if self._connection is None or self._connection.closed:
                 self._connection = connect(self._url)
-                # Shards answer GROUP BY position (the partition key) each for their own rows.
-                self._connection.execute("SET enable_partitionwise_aggregate = on")
             # Binary results: a vector arrives as its bytes, not as hex text of twice the
             # size that the server encodes and we decode.
             return self._connection.execute(sql, parameters, binary=True).fetchall()
@@ -125,6 +127,11 @@ def schema_of(name: str) -> str:
     """The schema a generation's tables are in."""
     # Generation names are made by generations.new_generation's pattern: safe as identifiers.
     return name.lower().replace("-", "_")
+
+
+def shard_table(schema: str, table: str) -> str:
+    """The name of one of a generation's big tables on a shard."""
+    return f"{schema}.{schema}_{table}"
 
 
 def shard_url(connection, server: str) -> str:
@@ -154,7 +161,7 @@ def create_tables(connection, schema: str, servers: list[str], shards: list[str]
         with connect(url) as shard:
             shard.execute(f"CREATE SCHEMA {schema}")
             for table, (columns, _) in _BIG_TABLES.items():
-                _create_big_table(shard, table, f"{schema}.{schema}_{table}", columns)
+                _create_big_table(shard, table, shard_table(schema, table), columns)
     for table, (columns, key) in _BIG_TABLES.items():
         connection.execute(f"CREATE TABLE {schema}.{table} {columns} PARTITION BY HASH ({key})")
         for number, server in enumerate(servers):
@@ -179,7 +186,7 @@ def index_tables(connection, schema: str, shards: list[str]) -> None:
         tables = {table: f"{schema}.{table}" for table in _BIG_TABLES}
         connection.execute(_PASSAGE_INDEXES.format(**tables))
         return
-    tables = {table: f"{schema}.{schema}_{table}" for table in _BIG_TABLES}
+    tables = {table: shard_table(schema, table) for table in _BIG_TABLES}
     for url in shards:
         with connect(url) as shard:
             shard.execute(_PASSAGE_INDEXES.format(**tables))
