@@ -34,7 +34,15 @@ from qa_service.retrieval.store import (
 )
 
 from .cache import BoundedCache
-from .schema import Session, connect, schema_of, shard_table, shard_url, storable
+from .schema import (
+    Session,
+    connect,
+    integer_array,
+    schema_of,
+    shard_table,
+    shard_url,
+    storable,
+)
 
 # Bytes kept per worker between questions, least recently used first out: passage
 # rows, the vectors of probed clusters, article texts, and terms.
@@ -166,8 +174,8 @@ class PostgresGeneration:
 
     def _passage_rows(self, columns: str, positions: list[int]) -> list[tuple]:
         """These columns of the passages at these positions."""
-        sql = f"SELECT {columns} FROM {{table}} WHERE position = ANY(%s)"
-        return self._on_parts("passages", sql, (positions,))
+        sql = f"SELECT {columns} FROM {{table}} WHERE position = ANY(%s::integer[])"
+        return self._on_parts("passages", sql, (integer_array(positions),))
 
     def _on_parts(self, table: str, sql: str, parameters: Sequence[Any]) -> list[tuple]:
         """The rows of `sql` over one of the big tables (`{table}` in it): on the one
@@ -211,7 +219,8 @@ class PostgresGeneration:
         missing = sorted(set(term_ids) - found.keys())
         if missing:
             rows = self._query(
-                f"SELECT id, term, idf FROM {self._schema}.terms WHERE id = ANY(%s)", (missing,)
+                f"SELECT id, term, idf FROM {self._schema}.terms WHERE id = ANY(%s::integer[])",
+                (integer_array(missing),),
             )
             for term_id, term, idf in rows:
                 found[term_id] = self._term_by_id.remember(term_id, (term, idf))
@@ -245,9 +254,10 @@ class PostgresGeneration:
             # position), so the best of each shard's best are the best.
             rows = self._on_parts(
                 "champions",
-                "SELECT position, sum(score) AS total FROM {table} WHERE term = ANY(%s)"
+                "SELECT position, sum(score) AS total FROM {table}"
+                " WHERE term = ANY(%s::integer[])"
                 " GROUP BY position ORDER BY total DESC, position LIMIT %s",
-                (list(ids), limit),
+                (integer_array(ids), limit),
             )
             return dict(sorted(rows, key=lambda row: (-row[1], row[0]))[:limit])
         rows = self._query(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -121,6 +121,13 @@ class Session:
         """Close the connection, if one is open."""
         if self._connection is not None:
             self._connection.close()
+
+
+def integer_array(values: Iterable[int]) -> str:
+    """These integers as one PostgreSQL array literal, for a `%s::integer[]` parameter
+    (psycopg adapts a list element by element in Python: twice the time for the few
+    hundred positions a question reads)."""
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def schema_of(name: str) -> str:
