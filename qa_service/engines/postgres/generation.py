@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import json
 import sys
-import weakref
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
-import psycopg
 
 from qa_service.core.corroboration import links_from_rows
 from qa_service.core.passages import Passage, Token
-from qa_service.core.results import SourceDocument
 from qa_service.retrieval.nearest import best, probe, shortlist
 from qa_service.retrieval.postings import bm25, stored_length
 from qa_service.retrieval.semantic import DIMENSIONS, MODEL_DIR, SentenceEncoder
@@ -34,15 +30,9 @@ from qa_service.retrieval.store import (
 )
 
 from .cache import BoundedCache
-from .schema import (
-    Session,
-    connect,
-    integer_array,
-    schema_of,
-    shard_table,
-    shard_url,
-    storable,
-)
+from .reader import Reader
+from .schema import integer_array, schema_of, storable
+from .sources import Sources
 
 # Bytes kept per worker between questions, least recently used first out: passage
 # rows, the vectors of probed clusters, article texts, and terms.
@@ -66,11 +56,9 @@ class PostgresGeneration:
     """One generation in the database (a `store.PassageStore`); rows are read when asked for."""
 
     def __init__(self, name: str, url: str, encoder: SentenceEncoder | None = None):
-        self._session = Session(url)
-        # Closed when the generation is let go (requests may still hold it after a swap).
-        weakref.finalize(self, self._session.close)
         self._schema = schema_of(name)
-        self._damage: str | None = None  # what a query found not as the build wrote it
+        self._reader = Reader(url, self._schema)
+        self._query, self._damaged = self._reader.query, self._reader.damaged
         facts = dict(self._query(f"SELECT key, value FROM {self._schema}.facts"))
         self.info = GenerationInfo(
             name=name,
@@ -88,22 +76,6 @@ class PostgresGeneration:
         # columns: the whole vectors, compared exactly).
         projection = facts.get("projection", [])  # none in generations of earlier versions
         self._projection = np.array(projection, dtype=np.float32).reshape(DIMENSIONS, -1)
-        # The shards' parts of the passages (none on a single server): each must answer.
-        parts = self._query(
-            "SELECT i.inhrelid::regclass::text, s.srvname FROM pg_inherits i"
-            " JOIN pg_foreign_table t ON t.ftrelid = i.inhrelid"
-            " JOIN pg_foreign_server s ON s.oid = t.ftserver"
-            " WHERE i.inhparent = %s::regclass",
-            (f"{self._schema}.passages",),
-        )
-        self._parts = [part for part, _ in parts]
-        # Passages' rows are read from the shards themselves: through the coordinator,
-        # postgres_fdw carries every row to it as text and on to us (vectors as hex), which
-        # took twice as long as asking each shard in turn.
-        with connect(url) as connection:
-            self._shards = {server: Session(shard_url(connection, server)) for _, server in parts}
-        for shard in self._shards.values():
-            weakref.finalize(self, shard.close)
         self._rows = BoundedCache(CACHED_PASSAGE_BYTES, _row_bytes)
         self._cluster_vectors = BoundedCache(
             CACHED_VECTOR_BYTES, lambda pair: pair[0].nbytes + pair[1].nbytes
@@ -113,27 +85,12 @@ class PostgresGeneration:
         self._vectors = BoundedCache(
             CACHED_WHOLE_VECTOR_BYTES, lambda pair: sys.getsizeof(pair[0]) + pair[1].nbytes + 64
         )
-        self.sources = _Sources(self)
+        self.sources = Sources(self._reader, CACHED_SOURCE_BYTES)
         # Terms by name (None: no passage holds it) and by id, each as (id or name, idf).
         self._term_by_name = BoundedCache(CACHED_TERM_BYTES, lambda entry: 64)
         self._term_by_id = BoundedCache(
             CACHED_TERM_BYTES, lambda entry: sys.getsizeof(entry[0]) + 64
         )
-
-    def _query(
-        self, sql: str, parameters: Sequence[Any] = (), session: Session | None = None
-    ) -> list[tuple]:
-        try:
-            return (session or self._session).query(sql, parameters)
-        except psycopg.ProgrammingError as exc:
-            # SQLSTATE class 42 (a table or column missing): unlike a lost connection, lasting.
-            raise self._damaged(f"its tables are not as the build wrote them ({exc})") from exc
-        except Exception as exc:
-            raise IndexUnavailable(f"database query failed ({exc})") from exc
-
-    def _damaged(self, what: str) -> IndexUnavailable:
-        self._damage = f"generation schema {self._schema} is damaged: {what}"
-        return IndexUnavailable(self._damage)
 
     def _rows_of(self, positions: Sequence[int]) -> dict[int, dict]:
         """The rows of these passages: cached, and the others read in one query."""
@@ -175,21 +132,7 @@ class PostgresGeneration:
     def _passage_rows(self, columns: str, positions: list[int]) -> list[tuple]:
         """These columns of the passages at these positions."""
         sql = f"SELECT {columns} FROM {{table}} WHERE position = ANY(%s::integer[])"
-        return self._on_parts("passages", sql, (integer_array(positions),))
-
-    def _on_parts(self, table: str, sql: str, parameters: Sequence[Any]) -> list[tuple]:
-        """The rows of `sql` over one of the big tables (`{table}` in it): on the one
-        server, or on each shard's own part in turn, one after the other."""
-        if not self._shards:
-            return self._query(sql.format(table=f"{self._schema}.{table}"), parameters)
-        sql = sql.format(table=shard_table(self._schema, table))
-        rows = []
-        for server, shard in self._shards.items():
-            try:
-                rows += self._query(sql, parameters, shard)
-            except IndexUnavailable as exc:
-                raise IndexUnavailable(f'could not read from server "{server}": {exc}') from exc
-        return rows
+        return self._reader.on_parts("passages", sql, (integer_array(positions),))
 
     def _terms_by_name(self, terms: Sequence[str]) -> dict[str, tuple[int, float]]:
         """Id and idf of each term some passage holds: cached, the others read in one query."""
@@ -252,7 +195,7 @@ class PostgresGeneration:
         if not sources:
             # Each shard holds all of a passage's champion entries (both are partitioned by
             # position), so the best of each shard's best are the best.
-            rows = self._on_parts(
+            rows = self._reader.on_parts(
                 "champions",
                 "SELECT position, sum(score) AS total FROM {table}"
                 " WHERE term = ANY(%s::integer[])"
@@ -408,14 +351,10 @@ class PostgresGeneration:
     def damage(self) -> str | None:
         """Why the database (or one of its shards) cannot serve this generation, or None."""
         try:
-            self._query("SELECT 1")
-            for part in self._parts:
-                self._query(f"SELECT 1 FROM {part} LIMIT 1")
-            for shard in self._shards.values():
-                self._query("SELECT 1", session=shard)
+            self._reader.check()
         except IndexUnavailable as exc:
             return str(exc)
-        return self._damage
+        return self._reader.damage
 
 
 class _Links(Sequence):
@@ -434,43 +373,6 @@ class _Links(Sequence):
 
     def __getitem__(self, index):
         return self._parsed()[index]
-
-
-class _Sources(Mapping):
-    """The articles by name, their texts read when asked for (a bounded cache)."""
-
-    def __init__(self, generation: PostgresGeneration):
-        self._generation = generation
-        self._cache = BoundedCache(CACHED_SOURCE_BYTES, lambda source: sys.getsizeof(source.text))
-
-    def _names(self) -> list[str]:
-        schema = self._generation._schema
-        return [row[0] for row in self._generation._query(
-            f"SELECT name FROM {schema}.sources ORDER BY ordinal"
-        )]  # fmt: skip
-
-    def __getitem__(self, name: str) -> SourceDocument:
-        if (cached := self._cache.recall(name)) is not None:
-            return cached
-        if not storable(name):
-            raise KeyError(name)
-        schema = self._generation._schema
-        rows = self._generation._query(
-            "SELECT name, title, publisher, date, url, passages, text, sha256"
-            f" FROM {schema}.sources WHERE name = %s",
-            (name,),
-        )
-        if not rows:
-            raise KeyError(name)
-        names = ("name", "title", "publisher", "date", "url", "passages", "text", "sha256")
-        fields = dict(zip(names, rows[0], strict=True))
-        return self._cache.remember(name, SourceDocument(**fields))
-
-    def __iter__(self):
-        return iter(self._names())
-
-    def __len__(self) -> int:
-        return len(self._names())
 
 
 def _stacked(vectors: Sequence[np.ndarray]) -> np.ndarray:
