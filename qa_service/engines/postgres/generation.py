@@ -203,10 +203,10 @@ class PostgresGeneration:
                 (integer_array(ids), limit),
             )
             return dict(sorted(rows, key=lambda row: (-row[1], row[0]))[:limit])
-        rows = self._query(
-            f"SELECT position, terms FROM {self._schema}.passages"
-            " WHERE source = ANY(%s) AND terms && %s::integer[]",
-            (list(sources), list(ids)),
+        rows = self._reader.on_parts(
+            "passages",
+            "SELECT position, terms FROM {table} WHERE source = ANY(%s) AND terms && %s::integer[]",
+            (list(sources), integer_array(ids)),
         )
         scores = {}
         for position, passage_terms in rows:
@@ -228,10 +228,11 @@ class PostgresGeneration:
                 found[cluster] = cached
         missing = [cluster for cluster in clusters if cluster not in found]
         if missing:
-            rows = self._query(
-                f"SELECT cluster, positions, vectors FROM {self._schema}.clusters"
-                " WHERE cluster = ANY(%s)",
-                (missing,),
+            rows = self._reader.on_parts(
+                "clusters",
+                "SELECT cluster, positions, vectors FROM {table}"
+                " WHERE cluster = ANY(%s::integer[])",
+                (integer_array(missing),),
             )
             width = self._projection.shape[1] or DIMENSIONS
             for cluster, positions, vectors in rows:
@@ -254,8 +255,9 @@ class PostgresGeneration:
         if sources:
             allowed = {
                 row[0]
-                for row in self._query(
-                    f"SELECT position FROM {self._schema}.passages WHERE source = ANY(%s)",
+                for row in self._reader.on_parts(
+                    "passages",
+                    "SELECT position FROM {table} WHERE source = ANY(%s)",
                     (list(sources),),
                 )
             }

@@ -1,8 +1,8 @@
 """Where a PostgreSQL generation's rows are read: the coordinator, and each shard's own part.
 
-The small tables (terms, words, sources, facts, centres) and the clusters'
-vectors are asked of the coordinator (the database at the service's URL). The
-passages' rows and the champion lists are asked of each shard itself, at the
+The small tables (terms, words, sources, facts, centres) are asked of the
+coordinator (the database at the service's URL). The big ones (passages,
+champion lists, clusters' vectors) are asked of each shard itself, at the
 address of the coordinator's foreign server for it: through the coordinator,
 postgres_fdw carries every row to it as text and then on to us (vectors as
 hex), which took twice as long as asking each shard in turn.
