@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,15 +166,15 @@ def with_neighbours(positions: Sequence[int], count: int) -> list[int]:
 
 
 def similarity_beside(
-    position: int, source_at: Callable[[int], str], similarity: Mapping[int, float]
+    position: int, sources: Mapping[int, str], similarity: Mapping[int, float]
 ) -> tuple[float, ...]:
     """The similarities of the passages before and after `position` in its own source
-    (`similarity` holds those of `with_neighbours`)."""
-    source = source_at(position)
+    (`sources` and `similarity` hold those of `with_neighbours`)."""
+    source = sources[position]
     return tuple(
         similarity[other]
         for other in (position - 1, position + 1)
-        if other in similarity and source_at(other) == source
+        if other in similarity and sources[other] == source
     )
 
 

@@ -308,7 +308,7 @@ class PostgresGeneration:
                 ends=ends,
                 idf=[terms[term][1] for term in term_ids] if idf else None,
                 similarity=similarity[position],
-                beside=similarity_beside(position, sources.__getitem__, similarity),
+                beside=similarity_beside(position, sources, similarity),
                 sentence_similarity=(row["sentences"] @ vector).tolist(),
                 links=_Links(row["links"]),
             )

@@ -171,11 +171,7 @@ class WhooshGeneration:
         idfs = postings.idf[term_ids].tolist() if idf else None
         sentences, sentence_bounds = concatenated_rows(self.sentence_rows, wanted)
         sentence_similarity = (self.sentence_vectors[sentences] @ vector).tolist()
-        passage_list = self.passage_list
-
-        def source_at(position: int) -> str:
-            return passage_list[position].source
-
+        sources = {position: self.passage_list[position].source for position in around}
         found = {}
         for i, position in enumerate(positions):
             first, last = token_bounds[i], token_bounds[i + 1]
@@ -187,7 +183,7 @@ class WhooshGeneration:
                 ends=ends[first:last],
                 idf=idfs[first:last] if idf else None,
                 similarity=similarity[position],
-                beside=similarity_beside(position, source_at, similarity),
+                beside=similarity_beside(position, sources, similarity),
                 sentence_similarity=sentence_similarity[first_sentence:last_sentence],
                 links=self.links[position],
             )
