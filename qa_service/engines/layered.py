@@ -232,17 +232,22 @@ class LayeredStore:
         return Candidates(best, nearest[:limit])
 
     def features(
-        self, positions: Sequence[int], vector: np.ndarray, *, idf: bool = False
+        self,
+        positions: Sequence[int],
+        vector: np.ndarray,
+        *,
+        idf: bool = False,
+        sentences: bool = False,
     ) -> dict[int, CandidateFeatures]:
         """What the second stage reads about these passages, from each part: the base's
         terms weighed over the whole corpus, its links to hidden passages left out."""
         in_base, in_layer = self._split(positions)
         found = {}
-        for p, read in self.base.features(in_base, vector, idf=idf).items():
+        for p, read in self.base.features(in_base, vector, idf=idf, sentences=sentences).items():
             shifted = None if read.idf is None else [v + self._idf_shift for v in read.idf]
             visible = [link for link in read.links if not self._hidden[link.other]]
             found[p] = read._replace(idf=shifted, links=visible)
-        for p, read in self.layer.features(in_layer, vector, idf=idf).items():
+        for p, read in self.layer.features(in_layer, vector, idf=idf, sentences=sentences).items():
             terms = [term + TERM_OFFSET for term in read.terms]
             found[p + self._base_count] = read._replace(terms=terms)
         return found

@@ -154,8 +154,14 @@ def ask(
         [link.other for candidate in ranked for link in candidate.read.links]
         + [candidate.position - 1 for candidate in ranked if candidate.position > 0]
     )
+    # Their sentences' similarities, which choose the answer span: for these few only.
+    cited = (
+        generation.features([c.position for c in ranked], analysed.vector, sentences=True)
+        if ranked
+        else {}
+    )
     passages = [
-        _answer_passage(generation, candidate, rank, analysed, linked)
+        _answer_passage(generation, candidate, rank, analysed, linked, cited[candidate.position])
         for rank, candidate in enumerate(ranked, start=1)
     ]
     return Answers(question, answerable, _elapsed_ms(started), passages, did_you_mean)
@@ -176,7 +182,7 @@ def _fold_copies(ranked: list[Candidate], k: int) -> list[Candidate]:
 
 
 def _answer_passage(
-    generation, candidate: Candidate, rank, question: Question, linked
+    generation, candidate: Candidate, rank, question: Question, linked, cited: CandidateFeatures
 ) -> AnswerPassage:
     """The cited result for one ranked candidate, with its answer span and highlights."""
     read, passage = candidate.read, candidate.passage
@@ -194,7 +200,7 @@ def _answer_passage(
         matched,
         question.weights,
         candidate.entities,
-        read.sentence_similarity,
+        cited.sentence_similarity,
     )
     return AnswerPassage(
         id=passage.id,

@@ -118,7 +118,10 @@ class CandidateFeatures(NamedTuple):
     idf: Sequence[float] | None  # of each of `terms`, when asked for
     similarity: float  # the cosine of the question's vector with the passage's
     beside: tuple[float, ...]  # the same for the passages before and after it in its source
-    sentence_similarity: list[float]  # the same for each of its sentences, in order
+    # The same for each of its sentences, in order, when asked for (only the passages an
+    # answer cites need them: reading every candidate's sentence vectors cost a database
+    # about as much as the rest of its row).
+    sentence_similarity: list[float] | None
     links: Sequence[Link]  # passages of other sources stating the same facts
 
 
@@ -136,10 +139,15 @@ class PassageStore(Protocol):
         its vector, within its sources."""
 
     def features(
-        self, positions: Sequence[int], vector: np.ndarray, *, idf: bool = False
+        self,
+        positions: Sequence[int],
+        vector: np.ndarray,
+        *,
+        idf: bool = False,
+        sentences: bool = False,
     ) -> dict[int, CandidateFeatures]:
         """What the second stage reads about these passages, in one call (with the idf of
-        their terms if `idf`)."""
+        their terms if `idf`, their sentences' similarities if `sentences`)."""
 
     def passages(self, positions: Sequence[int]) -> dict[int, Passage]:
         """The passages at these positions, read together."""

@@ -113,10 +113,14 @@ class StoreContract:
             spans = zip(read.starts, read.ends, strict=True)
             assert all(passage.start <= s < e <= passage.end for s, e in spans)
             assert -1 <= read.similarity <= 1 and len(read.beside) <= 2
-            assert len(read.sentence_similarity) == len(passage.sentences)
+            assert read.sentence_similarity is None  # only when asked for
             others = store.passages([link.other for link in read.links])
             assert all(other.source != passage.source for other in others.values())
         assert all(read.idf is None for read in store.features(positions, vector).values())
+        cited = store.features(positions[:5], vector, sentences=True)
+        for read in cited.values():
+            assert len(read.sentence_similarity) == len(read.passage.sentences)
+            assert all(-1 <= similarity <= 1 for similarity in read.sentence_similarity)
 
     def test_a_passage_is_nearest_its_own_text(self, store):
         position = self._candidates(store, "What damages are sought?")[0]

@@ -47,7 +47,7 @@ def _row_bytes(row: dict) -> int:
     """About what a cached passage row holds, in bytes."""
     terms = len(row["columns"][0])
     return (
-        sys.getsizeof(row["passage"].text) + row["sentences"].nbytes
+        sys.getsizeof(row["passage"].text)
         + 3 * 36 * terms + sys.getsizeof(row["links"])
     )  # fmt: skip
 
@@ -100,12 +100,12 @@ class PostgresGeneration:
             return found
         rows = self._passage_rows(
             'position, id, source, start, "end", text, byte_start, byte_end, line_start,'
-            " line_end, sentences, heading, terms, starts, ends, sentence_vectors, links",
+            " line_end, sentences, heading, terms, starts, ends, links",
             wanted,
         )
         for row in rows:
             position, _, source, start, end, text, *located = row[:10]
-            sentences, heading, terms, starts, ends, sentence_vectors, links = row[10:]
+            sentences, heading, terms, starts, ends, links = row[10:]
             passage = Passage(
                 source=source, start=start, end=end, text=text, byte_start=located[0],
                 byte_end=located[1], line_start=located[2], line_end=located[3],
@@ -117,9 +117,6 @@ class PostgresGeneration:
                 {
                     "passage": passage,
                     "columns": (terms, starts, ends),
-                    "sentences": np.frombuffer(sentence_vectors, dtype=np.float32).reshape(
-                        -1, DIMENSIONS
-                    ),
                     # JSON, read when the passage is ranked (most candidates never are).
                     "links": links,
                 },
@@ -284,12 +281,18 @@ class PostgresGeneration:
         return found
 
     def features(
-        self, positions: Sequence[int], vector: np.ndarray, *, idf: bool = False
+        self,
+        positions: Sequence[int],
+        vector: np.ndarray,
+        *,
+        idf: bool = False,
+        sentences: bool = False,
     ) -> dict[int, CandidateFeatures]:
         """What the second stage reads about these passages: their rows in one query, their
-        and their neighbours' sources and vectors in one more, their terms' idf in at most one
-        more."""
+        and their neighbours' sources and vectors in one more, their terms' idf and their
+        sentences' vectors in at most one more each."""
         rows = self._rows_of(positions)
+        by_sentence = self._sentence_similarity(positions, vector) if sentences else {}
         around = self._vectors_of(with_neighbours(positions, self.info.passage_count))
         sources = {p: source for p, (source, _) in around.items()}
         vectors = _stacked([v for _, v in around.values()])
@@ -309,10 +312,23 @@ class PostgresGeneration:
                 idf=[terms[term][1] for term in term_ids] if idf else None,
                 similarity=similarity[position],
                 beside=similarity_beside(position, sources, similarity),
-                sentence_similarity=(row["sentences"] @ vector).tolist(),
+                sentence_similarity=by_sentence.get(position),
                 links=_Links(row["links"]),
             )
         return found
+
+    def _sentence_similarity(
+        self, positions: Sequence[int], vector: np.ndarray
+    ) -> dict[int, list[float]]:
+        """The cosine of `vector` with each sentence of these passages, in order (one query:
+        the few passages an answer cites, so nothing is cached)."""
+        rows = self._passage_rows("position, sentence_vectors", list(dict.fromkeys(positions)))
+        return {
+            position: (
+                np.frombuffer(vectors, dtype=np.float32).reshape(-1, DIMENSIONS) @ vector
+            ).tolist()
+            for position, vectors in rows
+        }
 
     def passages(self, positions: Sequence[int]) -> dict[int, Passage]:
         """The passages at these positions, read in one query."""

@@ -151,7 +151,12 @@ class WhooshGeneration:
             return {hit.docnum: hit.score for hit in hits}
 
     def features(
-        self, positions: Sequence[int], vector: np.ndarray, *, idf: bool = False
+        self,
+        positions: Sequence[int],
+        vector: np.ndarray,
+        *,
+        idf: bool = False,
+        sentences: bool = False,
     ) -> dict[int, CandidateFeatures]:
         """What the second stage reads about these passages, from memory."""
         around = with_neighbours(positions, self.info.passage_count)
@@ -169,13 +174,13 @@ class WhooshGeneration:
         terms = term_ids.tolist()
         starts, ends = postings.token_starts[tokens].tolist(), postings.token_ends[tokens].tolist()
         idfs = postings.idf[term_ids].tolist() if idf else None
-        sentences, sentence_bounds = concatenated_rows(self.sentence_rows, wanted)
-        sentence_similarity = (self.sentence_vectors[sentences] @ vector).tolist()
+        if sentences:
+            rows, sentence_bounds = concatenated_rows(self.sentence_rows, wanted)
+            sentence_similarity = (self.sentence_vectors[rows] @ vector).tolist()
         sources = {position: self.passage_list[position].source for position in around}
         found = {}
         for i, position in enumerate(positions):
             first, last = token_bounds[i], token_bounds[i + 1]
-            first_sentence, last_sentence = sentence_bounds[i], sentence_bounds[i + 1]
             found[position] = CandidateFeatures(
                 passage=self.passage_list[position],
                 terms=terms[first:last],
@@ -184,7 +189,11 @@ class WhooshGeneration:
                 idf=idfs[first:last] if idf else None,
                 similarity=similarity[position],
                 beside=similarity_beside(position, sources, similarity),
-                sentence_similarity=sentence_similarity[first_sentence:last_sentence],
+                sentence_similarity=(
+                    sentence_similarity[sentence_bounds[i] : sentence_bounds[i + 1]]
+                    if sentences
+                    else None
+                ),
                 links=self.links[position],
             )
         return found
