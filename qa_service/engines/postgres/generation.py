@@ -152,10 +152,7 @@ class PostgresGeneration:
 
     def _terms_by_id(self, term_ids: Sequence[int]) -> dict[int, tuple[str, float]]:
         """Term and idf of each id: cached (a bounded number), the others read in one query."""
-        found = {}
-        for term_id in term_ids:
-            if (cached := self._term_by_id.recall(term_id)) is not None:
-                found[term_id] = cached
+        found = self._term_by_id.recall_many(term_ids)
         missing = sorted(set(term_ids) - found.keys())
         if missing:
             rows = self._query(
@@ -219,10 +216,7 @@ class PostgresGeneration:
     def _vectors_of_clusters(self, clusters: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
         """The positions and compared vectors of the passages of each of these clusters:
         cached, or read."""
-        found = {}
-        for cluster in clusters:
-            if (cached := self._cluster_vectors.recall(cluster)) is not None:
-                found[cluster] = cached
+        found = self._cluster_vectors.recall_many(clusters)
         missing = [cluster for cluster in clusters if cluster not in found]
         if missing:
             rows = self._reader.on_parts(

@@ -39,8 +39,12 @@ class Reader:
             (f"{schema}.passages",),
         )
         self._parts = [part for part, _ in parts]
-        with connect(url) as connection:
-            self._shards = {server: Session(shard_url(connection, server)) for _, server in parts}
+        self._shards: dict[str, Session] = {}  # by foreign server name; none on one server
+        if parts:
+            with connect(url) as connection:
+                self._shards = {
+                    server: Session(shard_url(connection, server)) for _, server in parts
+                }
         for shard in self._shards.values():
             weakref.finalize(self, shard.close)
 
