@@ -12,7 +12,7 @@ from support import LOGS, gunicorn_server
 
 from qa_service.engines.postgres import engine as postgres_engine
 from qa_service.engines.postgres import generation as postgres_generation
-from qa_service.engines.postgres.schema import APPLICATION_NAME
+from qa_service.engines.postgres.schema import APPLICATION_NAME, schema_of, shard_table
 from qa_service.index import FILE_CHECK_SECONDS, build_index, configured_engine, open_generation
 from qa_service.retrieval.evaluation import load_questions
 from qa_service.retrieval.search import ask
@@ -94,13 +94,13 @@ def test_rows_are_read_from_the_shards_themselves(cluster, sharded, questions_pa
 
 def test_passage_vectors_stay_in_their_rows(cluster, sharded):
     # Not compressed or moved out to the TOAST table: a question reads hundreds of them.
-    schema = sharded.current_name().lower().replace("-", "_")
+    table = shard_table(schema_of(sharded.current_name()), "passages")
     for shard in cluster.shards:
         with psycopg.connect(shard.url) as connection:
             storage = connection.execute(
                 "SELECT attstorage FROM pg_attribute WHERE attrelid = %s::regclass"
                 " AND attname = 'vector'",
-                (f"{schema}.{schema}_passages",),
+                (table,),
             ).fetchone()
             assert storage == ("p",)
 
