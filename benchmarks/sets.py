@@ -2,9 +2,17 @@
 
 - questions: the project's first 30 questions over the seeds. Held out: no
   constant is fitted on them since the learned ranker, so they measure it.
+- dev3: 90 more questions over the seeds, 14 unanswerable. Held out.
 - dev2: 70 questions over the seeds, by kind, many paraphrased, 10 unanswerable.
 - debfaq: the Debian FAQ's own question headings over its text with the
   headings removed (a second, technical corpus; built from the Debian package).
+- news-a, news-b, news-c, debian-docs: the sets the team wrote to train the
+  reader (qa_service/model/training/written/, provenance in each SOURCE.md):
+  677 questions as people type them over fictional news articles on other
+  subjects and Debian documentation, 92 of them on-topic but unanswerable.
+  Corpora of other kinds than the seeds, so they show what the ranker does on
+  articles it was not fitted on. Not fitted on: adding them to the fit traded
+  the seeds' sets for their own (docs/ranking.md).
 
 The ranker's weights and the answerability threshold are fitted on dev2 and
 debfaq (benchmarks/fit.py), with leave-one-set-out cross-validation.
@@ -24,6 +32,7 @@ from qa_service.retrieval.store import PassageStore
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
+WRITTEN = ROOT / "qa_service" / "model" / "training" / "written"
 # Where the Debian FAQ corpus is built (not committed: `make eval-data` builds it).
 DEBIAN_FAQ = Path(os.environ.get("QA_DEBIAN_FAQ", ROOT / ".eval" / "debfaq"))
 
@@ -44,10 +53,16 @@ def question_sets() -> list[QuestionSet]:
     seeds = ROOT / "seeds"
     return [
         QuestionSet("questions", seeds, DATA / "questions.jsonl", "cover", fitted=False),
+        QuestionSet("dev3", seeds, DATA / "dev3.jsonl", "cover", fitted=False),
         QuestionSet("dev2", seeds, DATA / "dev2.jsonl", "cover", fitted=True),
         QuestionSet(
             "debfaq", build_debian_faq() / "corpus", DEBIAN_FAQ / "questions.jsonl", "within",
             fitted=True,
+        ),
+        *(
+            QuestionSet(name, WRITTEN / name / "articles", WRITTEN / name / "questions.jsonl",
+                        "cover", fitted=False)
+            for name in ("news-a", "news-b", "news-c", "debian-docs")
         ),
     ]  # fmt: skip
 
