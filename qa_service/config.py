@@ -27,6 +27,9 @@ DEFAULTS = {
     # A write indexes the articles that differ from the last full build as a layer over it
     # while they hold at most this share of its passages; beyond, it builds all again.
     "LAYER_SHARE": 0.1,
+    # A write's builder process waits this long for the next write before it ends: one
+    # handed to it is indexed without starting, loading and opening all again (0: never).
+    "BUILDER_IDLE_SECONDS": 30.0,
     # Where the audit log of writes goes (JSON lines), besides the service's own log.
     "AUDIT_LOG": "",
     # Finished answers kept per worker process (0 turns the cache off), and the most
@@ -57,6 +60,7 @@ ENVIRONMENT = {
     "QA_MAX_BODY_BYTES": "MAX_CONTENT_LENGTH",
     "QA_MAX_SOURCE_BYTES": "MAX_SOURCE_BYTES",
     "QA_LAYER_SHARE": "LAYER_SHARE",
+    "QA_BUILDER_IDLE_SECONDS": "BUILDER_IDLE_SECONDS",
     "QA_AUDIT_LOG": "AUDIT_LOG",
     "QA_ANSWER_CACHE_SIZE": "ANSWER_CACHE_SIZE",
     "QA_PROXY_HOPS": "PROXY_HOPS",

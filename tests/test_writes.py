@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -464,6 +465,22 @@ def test_a_write_waiting_for_another_build_is_indexing_and_its_worker_answers(si
             assert busy.status_code == 409 and "under way" in busy.json()["error"]["message"]
             fcntl.flock(held, fcntl.LOCK_UN)
             assert _indexed(accepted, site["headers"])["state"] == "done"
+
+
+@pytest.mark.parametrize("idle, same_builder", [("30", True), ("0", False)])
+def test_a_write_soon_after_another_goes_to_the_builder_still_waiting(site, idle, same_builder):
+    log = site["work"] / "gunicorn.log"
+    settings = {**site["settings"], "QA_BUILDER_IDLE_SECONDS": idle}
+    with gunicorn_server(site["index"], log, **settings) as url:
+        for name, text in (("first.txt", ARTICLE), ("second.txt", REPLACEMENT)):
+            accepted = httpx.post(
+                url + "/api/v1/sources", json={"name": name, "text": text}, headers=site["headers"]
+            )
+            assert _indexed(accepted, site["headers"])["state"] == "done"
+            assert _first_answer(url, "When did the harbour tunnel open?", name) in text
+    indexed = re.findall(r"\[(\d+)\] \[builder\] INFO [\w.]+: add (\S+): indexed", log.read_text())
+    assert [name for _, name in indexed] == ["first.txt", "second.txt"]
+    assert (indexed[0][0] == indexed[1][0]) is same_builder
 
 
 def test_each_article_keeps_its_own_metadata_beside_one_of_the_same_stem(writable):

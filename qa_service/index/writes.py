@@ -16,7 +16,10 @@ its own (`python -c "…writes import main; main()"`), which the lock is handed
 to: a build takes as long as encoding the article takes (seconds per hundred
 kilobytes; a full build of a large corpus, minutes), longer than a web request
 may last, and in a process of its own it encodes on every core and outlives
-the web worker that started it. How a write ended is kept (`write_status`).
+the web worker that started it. The builder then waits BUILDER_IDLE_SECONDS for
+the next write, which is handed to it (handover.py) and indexed without a
+process to start and a build to open again. How a write ended is kept
+(`write_status`).
 
 A write whose process died leaves its journal: `recover`, which the service
 calls at start (gunicorn_conf.on_starting, which then indexes the folder again
@@ -44,9 +47,9 @@ from qa_service.core.corpus import (
     sidecar_path,
 )
 from qa_service.engines import configured_engine
-from qa_service.retrieval.store import Engine
+from qa_service.retrieval.store import Engine, PassageStore
 
-from . import journal
+from . import handover, journal
 from .build import BuildReport, indexable, update_index
 from .journal import JOURNAL, OUTCOMES, OUTCOMES_KEPT, STOPPED, Write, WriterBusy
 
@@ -72,6 +75,7 @@ __all__ = [
 # The settings a build elsewhere needs: the engine's (engines.configured_engine) and the layer's.
 BUILD_SETTINGS = (
     "BACKEND", "INDEX_DIR", "DATABASE_URL", "DATABASE_SHARDS", "VERSIONS_DAYS", "LAYER_SHARE",
+    "BUILDER_IDLE_SECONDS",
 )  # fmt: skip
 NOT_INDEXABLE = "not-indexable"  # an outcome's error kind: see NotIndexable
 NOT_WRITABLE = "not-writable"  # the files or the index could not be written (a full disk)
@@ -143,12 +147,19 @@ class PendingWrite:
     def __init__(self, corpus: Path, write: Write, lock: IO):
         self.corpus, self.write, self._lock = corpus, write, lock
 
-    def index(self, engine: Engine, *, layer_share: float | None = None) -> BuildReport:
-        """Index the folder, then commit; on failure put the files back, keep why, raise."""
+    def index(
+        self,
+        engine: Engine,
+        *,
+        layer_share: float | None = None,
+        current: PassageStore | None = None,
+    ) -> BuildReport:
+        """Index the folder, then commit; on failure put the files back, keep why, raise.
+        `current`: the generation this process has open (see update_index)."""
         try:
             try:
                 options = {} if layer_share is None else {"layer_share": layer_share}
-                report = update_index(self.corpus, engine, **options)
+                report = update_index(self.corpus, engine, current, **options)
             except ValueError as exc:  # the build found no article, or no passage in them
                 raise NotIndexable() from exc
             journal.commit(self.corpus, self.write, report.generation)
@@ -161,13 +172,17 @@ class PendingWrite:
             self._lock.close()
 
     def index_elsewhere(self, settings: Mapping) -> None:
-        """Index it in a process of its own (`main`), which the lock goes to."""
+        """Index it in a process of its own (`main`), which the lock goes to: the builder
+        of the write before while it waits for another (handover.py), else a new one."""
         job = {
             "corpus": str(self.corpus),
             "write": vars(self.write),
-            "lock": self._lock.fileno(),
             "settings": {key: settings[key] for key in BUILD_SETTINGS},
         }
+        if handover.hand_over(self.corpus, job, self._lock.fileno()):
+            self._lock.close()  # the builder's copy holds the lock now
+            return
+        job["lock"] = self._lock.fileno()
         try:
             builder = subprocess.Popen(
                 [sys.executable, "-c", "from qa_service.index.writes import main; main()"],
@@ -187,18 +202,67 @@ class PendingWrite:
 
 
 def main() -> None:
-    """The builder process of `PendingWrite.index_elsewhere`: index one write, or put it back."""
+    """The builder process of `PendingWrite.index_elsewhere`: index one write, or put it
+    back; then, for BUILDER_IDLE_SECONDS after each, take the next one handed over."""
     job = json.load(sys.stdin)
     logging.basicConfig(
         level=logging.INFO, format="[%(process)d] [builder] %(levelname)s %(name)s: %(message)s"
     )
-    settings = job["settings"]
-    pending = PendingWrite(Path(job["corpus"]), Write(**job["write"]), os.fdopen(job["lock"], "w"))
+    corpus, settings = Path(job["corpus"]), job["settings"]
+    engine = configured_engine(settings)
+    lock = os.fdopen(job["lock"], "w")
+    layer_share = float(settings["LAYER_SHARE"])
+    # Opened here rather than inside the build, so that the next write finds it open.
+    current = _layer_base(engine, None)
+    current = _index_handed(corpus, job["write"], lock, engine, layer_share, current)
+    idle = float(settings["BUILDER_IDLE_SECONDS"])
+    if idle <= 0:
+        return
+    with handover.listening(corpus) as listener:
+        while listener is not None:
+            handed = handover.next_job(
+                listener,
+                idle,
+                accept=lambda other: (
+                    isinstance(other.get("write"), dict)
+                    and (other.get("corpus"), other.get("settings")) == (job["corpus"], settings)
+                ),
+            )
+            if handed is None:
+                return
+            other, lock_fd = handed
+            lock = os.fdopen(lock_fd, "w")
+            current = _index_handed(corpus, other["write"], lock, engine, layer_share, current)
+
+
+def _index_handed(
+    corpus: Path,
+    write: dict,
+    lock: IO,
+    engine: Engine,
+    layer_share: float,
+    current: PassageStore | None,
+) -> PassageStore | None:
+    """Index one write handed to this builder; the generation then current, opened to lay
+    the next write's layer over (None when it cannot be)."""
     with contextlib.suppress(Exception):  # kept in its outcome, and logged by index()
-        report = pending.index(
-            configured_engine(settings), layer_share=float(settings["LAYER_SHARE"])
-        )
+        pending = PendingWrite(corpus, Write(**write), lock)
+        report = pending.index(engine, layer_share=layer_share, current=current)
         log.info("%s %s: indexed as %s", pending.write.action, pending.write.source, report)
+    lock.close()
+    # Read now, between writes, not when the next one waits.
+    return _layer_base(engine, current)
+
+
+def _layer_base(engine: Engine, current: PassageStore | None) -> PassageStore | None:
+    """The current generation opened to lay a write's layer over (its base taken from
+    `current` when it is the same), or None when it cannot be opened."""
+    if current is not None and current.damage():
+        current = None
+    try:
+        return engine.open(reuse=current, whole=False)
+    except Exception:  # noqa: BLE001 (the build opens it itself, and says why)
+        return None
 
 
 def write_status(corpus: Path, write_id: str) -> dict | None:
