@@ -17,6 +17,8 @@ the other runs as the same user (the job names the database, password and all).
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import json
 import os
 import socket
@@ -31,6 +33,21 @@ MAX_JOB_BYTES = 64 * 1024
 # How long either side waits for the other's next message before giving up.
 REPLY_SECONDS = 2.0
 _CREDENTIALS = struct.Struct("3i")  # pid, uid, gid (Linux's struct ucred)
+
+
+@functools.cache
+def code_version() -> str:
+    """What identifies the code this process runs (its package's files, by name, size and
+    time): a builder takes only the jobs of a worker running the same, so a service
+    restarted on new code never has a write indexed by a builder of the old."""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            stat = path.stat()
+            name = path.relative_to(package)
+            digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def hand_over(corpus: Path, job: dict, lock_fd: int) -> bool:

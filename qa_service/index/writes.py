@@ -178,6 +178,7 @@ class PendingWrite:
             "corpus": str(self.corpus),
             "write": vars(self.write),
             "settings": {key: settings[key] for key in BUILD_SETTINGS},
+            "code": handover.code_version(),
         }
         if handover.hand_over(self.corpus, job, self._lock.fileno()):
             self._lock.close()  # the builder's copy holds the lock now
@@ -204,6 +205,7 @@ class PendingWrite:
 def main() -> None:
     """The builder process of `PendingWrite.index_elsewhere`: index one write, or put it
     back; then, for BUILDER_IDLE_SECONDS after each, take the next one handed over."""
+    code = handover.code_version()  # of the code this process imported
     job = json.load(sys.stdin)
     logging.basicConfig(
         level=logging.INFO, format="[%(process)d] [builder] %(levelname)s %(name)s: %(message)s"
@@ -225,7 +227,8 @@ def main() -> None:
                 idle,
                 accept=lambda other: (
                     isinstance(other.get("write"), dict)
-                    and (other.get("corpus"), other.get("settings")) == (job["corpus"], settings)
+                    and (other.get("corpus"), other.get("settings"), other.get("code"))
+                    == (job["corpus"], settings, code)
                 ),
             )
             if handed is None:
