@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from qa_service.retrieval.ranking import AnswerType, answer_entities, expected_answer_type
@@ -43,3 +47,24 @@ def test_names_skip_sentence_starts_and_the_questions_own_words():
 def test_times_are_dates_years_and_durations():
     text = "A subscriber since July 2021, for 3 years, until May."
     assert entities(text, AnswerType.TIME) == ["since", "July 2021", "3 years", "May"]
+
+
+def test_coverage_is_the_same_in_every_process():
+    # Summed in a set's order, 0.1 + 0.2 + 0.3 gives 0.6 or 0.6000000000000001 as string
+    # hashes (a process's PYTHONHASHSEED) order the set: enough to swap tied candidates.
+    script = (
+        "from qa_service.retrieval.ranking import coverage;"
+        "print(repr(coverage({'alpha', 'beta', 'gamma'}, "
+        "{'alpha': 0.1, 'beta': 0.2, 'gamma': 0.3, 'delta': 0.4})))"
+    )
+    results = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in range(12)
+    }
+    assert len(results) == 1, results

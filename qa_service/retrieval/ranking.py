@@ -27,6 +27,7 @@ sentence closest in meaning to the question.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
@@ -177,7 +178,13 @@ def entity_rarity(
 def coverage(matched: Iterable[str], weights: Mapping[str, float]) -> float:
     """Share of the question's idf mass that the matched terms hold."""
     total = sum(weights.values())
-    return sum(weights[term] for term in set(matched)) / total if total else 0.0
+    matched = set(matched)
+    # Summed in the question's order, not the set's: a set of strings is ordered by their
+    # hashes, which differ between processes, and so would the sum's last bits and the
+    # order of candidates that tie but for them.
+    return (
+        sum(weight for term, weight in weights.items() if term in matched) / total if total else 0.0
+    )
 
 
 class Features(NamedTuple):
@@ -207,7 +214,7 @@ class AnswerabilitySignals(NamedTuple):
 
 def relevance(features: Features) -> float:
     """The second-stage score of a passage: a linear model fitted across question sets."""
-    return sum(w * f for w, f in zip(RELEVANCE_WEIGHTS, features, strict=True))
+    return sum(map(operator.mul, RELEVANCE_WEIGHTS, features))
 
 
 def answerability_signals(
@@ -337,7 +344,8 @@ def best_span(
                 start, end = clauses[first][0], clauses[last][1]
                 matched = {t.term for t in tokens if start <= t.start and t.end <= end}
                 score = (
-                    sum(weights.get(term, 0.0) for term in matched) / total
+                    # In the question's order (see coverage): equal runs tie exactly.
+                    sum(weight for term, weight in weights.items() if term in matched) / total
                     + SPAN_ENTITY_BONUS
                     * max((r for s, e, r in entities if start <= s and e <= end), default=0.0)
                     - SPAN_WORD_COST * len(text[start:end].split())

@@ -100,15 +100,19 @@ def _candidate(position, read: CandidateFeatures, question, bm25, max_idf) -> Ca
     """The features of one candidate passage."""
     passage = read.passage
     asked = question.asked
-    hits = [i for i, term in enumerate(read.terms) if term in asked]
-    question_spans = [(read.starts[i], read.ends[i]) for i in hits]
-    matched = {asked[read.terms[i]] for i in hits}
+    matched = {asked[term] for term in read.terms if term in asked}
     covered = ranking.coverage(matched, question.weights)
     missing = [weight for term, weight in question.weights.items() if term not in matched]
-    entities = ranking.answer_entities(
-        passage.text, passage.start, question.answer_type, question_spans
-    )
-    rarities = []
+    entities, rarities = [], []
+    if question.answer_type is not ranking.AnswerType.ANY:
+        question_spans = [
+            (start, end)
+            for term, start, end in zip(read.terms, read.starts, read.ends, strict=True)
+            if term in asked
+        ]
+        entities = ranking.answer_entities(
+            passage.text, passage.start, question.answer_type, question_spans
+        )
     if entities:
         words = list(zip(read.starts, read.ends, read.idf, strict=True))
         rarities = ranking.entity_rarity(entities, words, max_idf)

@@ -177,7 +177,7 @@ class WhooshGeneration:
         if sentences:
             rows, sentence_bounds = concatenated_rows(self.sentence_rows, wanted)
             sentence_similarity = (self.sentence_vectors[rows] @ vector).tolist()
-        sources = {position: self.passage_list[position].source for position in around}
+        sources = dict(zip(around, self.passage_sources[around].tolist(), strict=True))
         found = {}
         for i, position in enumerate(positions):
             first, last = token_bounds[i], token_bounds[i + 1]
