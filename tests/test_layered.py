@@ -12,6 +12,7 @@ from qa_service.engines.layered import LayeredStore
 from qa_service.index import build_index, configured_engine, update_index
 from qa_service.retrieval.evaluation import load_questions
 from qa_service.retrieval.search import ask
+from qa_service.retrieval.store import IndexUnavailable
 
 NEW_ARTICLE = (
     "Zebra Court ruling\n\n"
@@ -187,3 +188,20 @@ def test_a_layer_is_built_without_reading_the_rest_of_its_base(corpus, tmp_path)
     assert isinstance(layered, LayeredStore)
     assert read_at_first_use <= vars(layered.base).keys()
     assert _cited(layered, ask(layered, "Where was the hearing moved to?"))
+
+
+@pytest.mark.parametrize("name", ["nearest.npz", "sentence-vectors.npy", "links.json"])
+def test_what_a_builder_reads_at_first_use_is_checked_then(corpus, tmp_path, name):
+    """Not whole, the files read at first use are left out of the open's digests (the bulk
+    of a build's bytes) and checked when read: damage there still never goes unseen."""
+    engine = configured_engine({"INDEX_DIR": tmp_path / "index"})
+    build_index(corpus, engine)
+    path = (tmp_path / "index" / "current").resolve() / name
+    data = path.read_bytes()
+    path.write_bytes(data[:64] + bytes(reversed(data[64:])))  # same size
+    base = engine.open(whole=False)
+    attribute = {"nearest.npz": "vectors", "sentence-vectors.npy": "sentence_vectors"}
+    with pytest.raises(ValueError, match=f"differ from the manifest: {name}"):
+        getattr(base, attribute.get(name, "links"))
+    with pytest.raises(IndexUnavailable, match=name):
+        engine.open()

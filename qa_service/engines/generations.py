@@ -24,7 +24,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -119,21 +119,29 @@ def write_manifest(folder: Path, manifest: dict) -> None:
     (folder / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
 
 
-def verified_manifest(folder: Path) -> dict:
-    """A generation's manifest, once every file it lists is as it was written."""
+def verified_manifest(folder: Path, *, deferred: Collection[str] = ()) -> dict:
+    """A generation's manifest, once every file it lists is as it was written; the files
+    named in `deferred` by their size only, for `check_file` when they come to be read."""
     manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    check_manifest(folder, manifest)
+    check_manifest(folder, manifest, deferred)
     return manifest
 
 
-def check_manifest(folder: Path, manifest: dict) -> None:
-    """Raise ValueError unless the manifest and the files it lists are as the build wrote them."""
+def check_manifest(folder: Path, manifest: dict, deferred: Collection[str] = ()) -> None:
+    """Raise ValueError unless the manifest and the files it lists are as the build wrote them
+    (those in `deferred` by their size only)."""
     if manifest.get("format") != INDEX_FORMAT:
         raise ValueError(f"built by another version (format {manifest.get('format')})")
     if manifest.get("manifest_sha256") != _manifest_digest(manifest):
         raise ValueError("the manifest was changed after the build")
-    if damage := _damage(folder, manifest):
+    if damage := _damage(folder, manifest, frozenset(deferred)):
         raise ValueError(damage)
+
+
+def check_file(folder: Path, name: str, recorded: dict) -> None:
+    """Raise ValueError unless the file `name` is as `recorded` (its manifest entry) says."""
+    if _file_digest(folder / name) != recorded:
+        raise ValueError(f"files differ from the manifest: {name}")
 
 
 def file_stats(folder: Path) -> tuple[tuple[str, int, int], ...]:
@@ -196,28 +204,42 @@ def _remove_old_generations(index_dir: Path) -> None:
             shutil.rmtree(index_dir / name, ignore_errors=True)
 
 
-def _file_digests(folder: Path) -> dict[str, dict]:
-    """Size and SHA-256 of every file of a generation but its manifest."""
+def _file_digests(folder: Path, sizes_only: frozenset[str] = frozenset()) -> dict[str, dict]:
+    """Size and SHA-256 of every file of a generation but its manifest (of those in
+    `sizes_only`, the size alone)."""
     digests = {}
     for path in sorted(folder.iterdir()):
         if path.is_file() and path.name != MANIFEST:
-            digest = hashlib.sha256()
-            with path.open("rb") as file:
-                while chunk := file.read(1 << 20):
-                    digest.update(chunk)
-            digests[path.name] = {"size": path.stat().st_size, "sha256": digest.hexdigest()}
+            if path.name in sizes_only:
+                digests[path.name] = {"size": path.stat().st_size}
+            else:
+                digests[path.name] = _file_digest(path)
     return digests
 
 
-def _damage(folder: Path, manifest: dict) -> str | None:
-    """What differs between a generation's files and its manifest, or None when nothing does."""
+def _file_digest(path: Path) -> dict:
+    """A file's size and SHA-256, as a manifest lists them."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return {"size": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def _damage(folder: Path, manifest: dict, deferred: frozenset[str] = frozenset()) -> str | None:
+    """What differs between a generation's files and its manifest, or None when nothing does
+    (the files in `deferred` compared by their size only)."""
     recorded = manifest.get("files")
     if recorded is None:
         return "the manifest lists no files"
-    found = _file_digests(folder)
-    changed = sorted(
-        name for name in recorded.keys() | found.keys() if recorded.get(name) != found.get(name)
-    )
+    found = _file_digests(folder, deferred)
+
+    def differs(name: str) -> bool:
+        if name in deferred and name in recorded and name in found:
+            return recorded[name].get("size") != found[name]["size"]
+        return recorded.get(name) != found.get(name)
+
+    changed = sorted(name for name in recorded.keys() | found.keys() if differs(name))
     return f"files differ from the manifest: {', '.join(changed)}" if changed else None
 
 

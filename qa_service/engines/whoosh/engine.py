@@ -19,7 +19,7 @@ from qa_service.engines import KEPT, generations
 from qa_service.engines.layered import LayeredStore, full_build_of, served_passages
 from qa_service.retrieval.store import SHA256, VERSIONS_DAYS, Layer, PassageStore, PreparedIndex
 
-from .generation import open_folder, open_whoosh
+from .generation import DEFERRED_FILES, open_folder, open_whoosh
 from .write import write
 
 log = logging.getLogger(__name__)
@@ -121,16 +121,18 @@ class WhooshEngine:
     def open(self, reuse: PassageStore | None = None, *, whole: bool = True) -> PassageStore:
         """Open the current generation, or raise IndexUnavailable; a layer's base is taken
         from `reuse` when it lies over the same (no reading, no checking again)."""
+        # Not whole, the files read at first use are checked then (the bulk of the bytes).
+        deferred = () if whole else DEFERRED_FILES
         with generations.unavailable_unless_readable(self.index_dir) as folder:
-            manifest = generations.verified_manifest(folder)
+            manifest = generations.verified_manifest(folder, deferred=deferred)
             if not (layer := manifest.get("layer")):
                 return open_folder(folder, manifest, whole=whole)
             base = full_build_of(reuse)
             if base is None or base.info.name != layer["base"]:
                 base_folder = self.index_dir / layer["base"]
-                manifest_of_base = generations.verified_manifest(base_folder)
+                manifest_of_base = generations.verified_manifest(base_folder, deferred=deferred)
                 base = open_folder(base_folder, manifest_of_base, whole=whole)
-            top = open_folder(folder, manifest, base.info.encoder)
+            top = open_folder(folder, manifest, base.info.encoder, whole=whole)
             hidden = {name: tuple(span) for name, span in layer["hidden"].items()}
             return LayeredStore(folder.name, base, top, Layer(layer["base"], hidden))
 

@@ -25,7 +25,8 @@ from whoosh.searching import Searcher
 from qa_service.core.corroboration import Link, links_from_rows
 from qa_service.core.passages import Passage, Token
 from qa_service.core.results import SourceDocument
-from qa_service.engines.generations import file_stats
+from qa_service.engines.generations import check_file, file_stats
+from qa_service.retrieval.nearest import ARRAYS as NEAREST
 from qa_service.retrieval.nearest import VectorIndex
 from qa_service.retrieval.postings import Postings, concatenated_rows
 from qa_service.retrieval.semantic import SentenceEncoder
@@ -47,7 +48,8 @@ def open_folder(
 ) -> WhooshGeneration:
     """Open the generation in `folder` (its manifest already verified), with its own
     encoder unless given one; unless `whole`, its links, vectors and spelling words are
-    read at first use (see `store.Engine.open`)."""
+    read at first use (see `store.Engine.open`), and the files of those that the manifest
+    was verified without (`DEFERRED_FILES`) checked then."""
     stats = file_stats(folder)
     ix = open_whoosh(folder)
     sources = {item["name"]: SourceDocument(**item) for item in manifest["sources"]}
@@ -61,6 +63,9 @@ def open_folder(
         encoder=encoder or SentenceEncoder(folder),
     )
     generation = WhooshGeneration(info, ix, sources, passages, postings, folder, stats)
+    if not whole:
+        recorded = manifest["files"]
+        generation.unverified.update((name, recorded[name]) for name in DEFERRED_FILES)
     if whole:
         for read_at_first_use in _READ_AT_FIRST_USE:
             getattr(generation, read_at_first_use)
@@ -83,6 +88,8 @@ class WhooshGeneration:
     file_stats: tuple[tuple[str, int, int], ...]
     # Searchers not in use (list.pop and append are atomic): see `searcher`.
     _searchers: list[Searcher] = field(default_factory=list)
+    # The manifest's entries of files not checked yet: checked before they are read.
+    unverified: dict[str, dict] = field(default_factory=dict)
 
     def __post_init__(self):
         # Their files are closed when the generation is let go (requests may still hold it
@@ -95,11 +102,13 @@ class WhooshGeneration:
     @functools.cached_property
     def links(self) -> list[list[Link]]:
         """By position: passages of other sources stating the same facts."""
+        self._verify(LINKS)
         return _read_links(self.folder)
 
     @functools.cached_property
     def vectors(self) -> VectorIndex:
         """Every passage's unit-length embedding (semantic.DIMENSIONS wide)."""
+        self._verify(NEAREST)
         return VectorIndex.load(self.folder)
 
     @functools.cached_property
@@ -109,7 +118,14 @@ class WhooshGeneration:
         # Read into memory, not mapped: a mapped file truncated under a worker kills it
         # with SIGBUS. The cost is one copy per worker: 1.5 KB per sentence (about
         # 125 MB for the 84,000 sentences of the Python documentation).
+        self._verify(SENTENCE_VECTORS)
         return np.load(self.folder / SENTENCE_VECTORS)
+
+    def _verify(self, name: str) -> None:
+        """Check a file the manifest was verified without, before it is first read."""
+        if name in self.unverified:
+            check_file(self.folder, name, self.unverified[name])
+            del self.unverified[name]
 
     @functools.cached_property
     def spelling_words(self) -> dict[str, tuple[list[str], list[float]]]:
@@ -265,6 +281,9 @@ def _close_searchers(searchers: list[Searcher]) -> None:
 # What a layer's build never reads of its base (a write's builder opens it in part: about
 # 2 s of the 3 s the Python docs' generation takes to open).
 _READ_AT_FIRST_USE = ("links", "vectors", "sentence_vectors", "spelling_words")
+# Their files, the bulk of a generation's bytes (the spelling words are in Whoosh's): an
+# open not `whole` verifies the manifest without them (generations.verified_manifest).
+DEFERRED_FILES = (LINKS, NEAREST, SENTENCE_VECTORS)
 
 
 def open_whoosh(folder: Path) -> whoosh_index.Index:
@@ -290,11 +309,16 @@ def _read_passages(folder: Path, sources: dict[str, SourceDocument]) -> list[Pas
         columns = {name: arrays[name].tolist() for name in arrays.files if name != "names"}
         names = arrays["names"].tolist()
     texts = [sources[name].text if name in sources else "" for name in names]
-    rows, spans = columns.pop("sentence_rows"), columns.pop("sentence_spans")
+    rows = columns.pop("sentence_rows")
+    spans = list(map(tuple, columns.pop("sentence_spans")))
     passages = []
-    for i, (number, start, end) in enumerate(
-        zip(columns["source"], columns["start"], columns["end"], strict=True)
-    ):
+    for i, (number, start, end, byte_start, byte_end, line_start, line_end, heading) in enumerate(
+        zip(
+            columns["source"], columns["start"], columns["end"], columns["byte_start"],
+            columns["byte_end"], columns["line_start"], columns["line_end"], columns["heading"],
+            strict=True,
+        )
+    ):  # fmt: skip
         if not 0 <= start < end <= len(texts[number]):
             raise ValueError(f"passage {i} does not stand in its source {names[number]!r}")
         passages.append(
@@ -303,12 +327,12 @@ def _read_passages(folder: Path, sources: dict[str, SourceDocument]) -> list[Pas
                 start=start,
                 end=end,
                 text=texts[number][start:end],
-                byte_start=columns["byte_start"][i],
-                byte_end=columns["byte_end"][i],
-                line_start=columns["line_start"][i],
-                line_end=columns["line_end"][i],
-                sentences=tuple(map(tuple, spans[rows[i] : rows[i + 1]])),
-                heading=columns["heading"][i],
+                byte_start=byte_start,
+                byte_end=byte_end,
+                line_start=line_start,
+                line_end=line_end,
+                sentences=tuple(spans[rows[i] : rows[i + 1]]),
+                heading=heading,
             )
         )
     return passages
