@@ -59,7 +59,8 @@ from support import SERVERS, gunicorn_server  # noqa: E402
 from qa_service.client import QAClient  # noqa: E402
 from qa_service.config import ENVIRONMENT, load_config  # noqa: E402
 from qa_service.core.corpus import read_corpus  # noqa: E402
-from qa_service.index import configured_engine, corpus_hash, prepare  # noqa: E402
+from qa_service.engines import KEPT  # noqa: E402
+from qa_service.index import configured_engine, corpus_hash, kept, prepare  # noqa: E402
 from qa_service.retrieval.evaluation import load_questions  # noqa: E402
 from qa_service.web.keys import add_key  # noqa: E402
 
@@ -252,6 +253,9 @@ def bench_corpus(name: str, corpus: Path, duration: int, work: Path) -> list[str
             "QA_SEEDS": str(writable),
             "QA_API_KEYS_FILE": str(keys_file),
         }
+        # The articles' lines, kept as `qa-service index` keeps them for the next build (else
+        # the first write would work out every article's again: seconds on the Python docs).
+        kept.furniture((article.text for article in articles), index_dir / KEPT)
         with gunicorn_server(index_dir, work / f"{name}-writes-{label}.log", **settings) as url:
             writes[label] = time_to_answerable(url, key)
 
