@@ -232,14 +232,15 @@ def _damage(folder: Path, manifest: dict, deferred: frozenset[str] = frozenset()
     recorded = manifest.get("files")
     if recorded is None:
         return "the manifest lists no files"
+    # What the files must be: as recorded, the deferred ones by their size alone.
+    expected = {
+        name: {"size": entry.get("size")} if name in deferred else entry
+        for name, entry in recorded.items()
+    }
     found = _file_digests(folder, deferred)
-
-    def differs(name: str) -> bool:
-        if name in deferred and name in recorded and name in found:
-            return recorded[name].get("size") != found[name]["size"]
-        return recorded.get(name) != found.get(name)
-
-    changed = sorted(name for name in recorded.keys() | found.keys() if differs(name))
+    changed = sorted(
+        name for name in expected.keys() | found.keys() if expected.get(name) != found.get(name)
+    )
     return f"files differ from the manifest: {', '.join(changed)}" if changed else None
 
 

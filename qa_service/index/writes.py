@@ -222,20 +222,19 @@ def main() -> None:
         return
     with handover.listening(corpus) as listener:
         while listener is not None:
-            handed = handover.next_job(
-                listener,
-                idle,
-                accept=lambda other: (
-                    isinstance(other.get("write"), dict)
-                    and (other.get("corpus"), other.get("settings"), other.get("code"))
-                    == (job["corpus"], settings, code)
-                ),
-            )
+            handed = handover.next_job(listener, idle, lambda other: _alike(other, job, code))
             if handed is None:
                 return
             other, lock_fd = handed
             lock = os.fdopen(lock_fd, "w")
             current = _index_handed(corpus, other["write"], lock, engine, layer_share, current)
+
+
+def _alike(other: dict, job: dict, code: str) -> bool:
+    """Whether a job handed over is one this builder may index: a write to the same corpus,
+    with the same settings, from a worker running the same code."""
+    same = (other.get("corpus"), other.get("settings"), other.get("code"))
+    return isinstance(other.get("write"), dict) and same == (job["corpus"], job["settings"], code)
 
 
 def _index_handed(
@@ -252,7 +251,7 @@ def _index_handed(
         pending = PendingWrite(corpus, Write(**write), lock)
         report = pending.index(engine, layer_share=layer_share, current=current)
         log.info("%s %s: indexed as %s", pending.write.action, pending.write.source, report)
-    lock.close()
+    lock.close()  # index() closed it, unless the write could not even be read
     # Read now, between writes, not when the next one waits.
     return _layer_base(engine, current)
 

@@ -181,7 +181,7 @@ def coverage(matched: Iterable[str], weights: Mapping[str, float]) -> float:
     matched = set(matched)
     # Summed in the question's order, not the set's: a set of strings is ordered by their
     # hashes, which differ between processes, and so would the sum's last bits and the
-    # order of candidates that tie but for them.
+    # order of candidates (or answer spans) that tie but for them.
     return (
         sum(weight for term, weight in weights.items() if term in matched) / total if total else 0.0
     )
@@ -334,7 +334,6 @@ def best_span(
     sentences, tokens and entities are in its offsets.
     """
     best, best_score = None, float("-inf")
-    total = sum(weights.values()) or 1.0
     for (sentence_start, sentence_end), similarity in zip(
         sentences, sentence_similarity, strict=True
     ):
@@ -344,8 +343,7 @@ def best_span(
                 start, end = clauses[first][0], clauses[last][1]
                 matched = {t.term for t in tokens if start <= t.start and t.end <= end}
                 score = (
-                    # In the question's order (see coverage): equal runs tie exactly.
-                    sum(weight for term, weight in weights.items() if term in matched) / total
+                    coverage(matched, weights)
                     + SPAN_ENTITY_BONUS
                     * max((r for s, e, r in entities if start <= s and e <= end), default=0.0)
                     - SPAN_WORD_COST * len(text[start:end].split())

@@ -63,12 +63,11 @@ def open_folder(
         encoder=encoder or SentenceEncoder(folder),
     )
     generation = WhooshGeneration(info, ix, sources, passages, postings, folder, stats)
-    if not whole:
-        recorded = manifest["files"]
-        generation.unverified.update((name, recorded[name]) for name in DEFERRED_FILES)
     if whole:
         for read_at_first_use in _READ_AT_FIRST_USE:
             getattr(generation, read_at_first_use)
+    else:
+        generation.unverified.update((name, manifest["files"][name]) for name in DEFERRED_FILES)
     return generation
 
 
