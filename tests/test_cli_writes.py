@@ -122,6 +122,11 @@ def test_no_wait_returns_once_the_write_is_accepted(service, tmp_path):
     deleted = _run(service, "delete", "tram.md", "--no-wait")
     assert deleted.exit_code == 0, deleted.output
     assert deleted.stdout.startswith("deleted tram.md: being indexed (write ")
+    # The service left as this test found it: the next test lists the sources twice, and a
+    # delete that lands between the two would make them differ.
+    write_id = deleted.stdout.removeprefix("deleted tram.md: being indexed (write ").rstrip(")\n")
+    with QAClient(service["url"], api_key=service["secrets"]["desk"]) as client:
+        assert client.wait_for(client.write_status(write_id)).state == "done"
 
 
 def test_list_shows_every_source_with_flags_instead_of_the_environment(service):
