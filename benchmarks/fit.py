@@ -15,7 +15,9 @@ span. Two small models are fitted on them:
 Figures are printed per fold: leave-one-set-out (fit on the other sets, score
 this one) and 5-fold over the pooled questions; then the weights fitted on all
 fitted sets, as Python to paste into qa_service/retrieval/ranking.py. Sets not fitted on
-(the held-out one) are scored with those final weights only.
+(the held-out one) are scored with those final weights only. Every set is also
+scored on its unanswerable twins: each answered question with its answering
+passages taken out of the candidates, which should then be refused.
 
     python benchmarks/fit.py
 """
@@ -174,6 +176,20 @@ def refusals(examples, weights, coef, threshold) -> tuple[int, int, int, int]:
     )
 
 
+def twins(examples: list[Example]) -> list[Example]:
+    """Unanswerable twins: each answered question with its answering passages taken away.
+
+    What is left is the ranker's other candidates, full of the question's words,
+    none of which holds what was asked: the honest answer is then "no answer".
+    """
+    return [
+        Example(e.set_name, e.question_id, e.features[~e.relevant], e.relevant[~e.relevant],
+                False, e.answer_type)
+        for e in examples
+        if e.answerable and e.relevant.any() and not e.relevant.all()
+    ]  # fmt: skip
+
+
 def off_topic(generations, sets, seed=0) -> list[Example]:
     """Unanswerable examples: each corpus asked the other corpora's questions."""
     rng = random.Random(seed)
@@ -242,10 +258,12 @@ def fit_report(
     for question_set in sets:
         h1, h3 = hits(examples[question_set.name], weights)
         refused = refusals(examples[question_set.name], weights, coef, threshold)
+        twins_refused = refusals(twins(examples[question_set.name]), weights, coef, threshold)
         role = "fitted" if question_set.fitted else "held out"
         lines.append(
             f"  {question_set.name} ({role}): hit@1 {h1:.3f} hit@3 {h3:.3f}; unanswerable "
-            f"refused {refused[0]}/{refused[1]}, answerable refused {refused[2]}/{refused[3]}"
+            f"refused {refused[0]}/{refused[1]}, answerable refused {refused[2]}/{refused[3]}, "
+            f"twins refused {twins_refused[0]}/{twins_refused[1]}"
         )
     lines.append("")
     lines.append("RELEVANCE_WEIGHTS = Features(")
