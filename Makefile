@@ -65,8 +65,8 @@ encoder: $(VENV)/.installed-test
 
 # Train the reader (docs/ranking.md, "The reader"; not shipped yet, so it goes to .eval/reader):
 # training pairs from the written sets and Debian's manuals (reader_data.py), then fine-tuning
-# on the CPU (train_reader.py; about 15 minutes on 2 cores) in a virtualenv of its own with
-# PyTorch, which nothing at run time needs.
+# on the CPU (train_reader.py; about 25 minutes on 2 cores) in a virtualenv of its own with
+# PyTorch, which nothing at run time needs; benchmarks/reader.py scores it.
 TRAIN_VENV ?= .venv-train
 reader: $(VENV)/.installed-test
 	[ -x $(TRAIN_VENV)/bin/python ] || $(PYTHON) -m venv $(TRAIN_VENV)

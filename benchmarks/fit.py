@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sets import QuestionSet, open_indexes, question_sets
+from sets import QuestionSet, answers, open_indexes, question_sets
 
 from qa_service.retrieval import ranking, search
-from qa_service.retrieval.evaluation import load_questions, matches_gold
+from qa_service.retrieval.evaluation import load_questions
 from qa_service.retrieval.store import PassageStore
 
 L2 = 0.01
@@ -60,17 +60,7 @@ def collect(question_set: QuestionSet, generation, questions: list[dict]) -> lis
     for question in questions:
         analysed = search.analyse(generation, question["question"])
         found = search.candidates(generation, analysed)
-        relevant = np.array(
-            [
-                any(
-                    matches_gold(c.passage.source, c.passage.start, c.passage.end, gold,
-                                 question_set.match)
-                    for gold in question["answers"]
-                )
-                for c in found
-            ],
-            dtype=bool,
-        )  # fmt: skip
+        relevant = np.array([answers(question_set, question, c.passage) for c in found], bool)
         rows = np.array([c.features for c in found], dtype=float).reshape(
             len(found), len(ranking.Features._fields)
         )

