@@ -9,7 +9,8 @@ alone). Printed per set: hit@1 / hit@3 for each w; how well the reader's best
 logit tells answerable questions from unanswerable ones and from their twins
 (ROC AUC; a twin is an answered question with its answering passages taken
 away); and the reader's cost a question. The written sets are what the reader
-is trained on, so only the other sets measure it.
+is trained on (all but the one a run held out, `train_reader --held-out`), so
+only the other sets measure it.
 
     python benchmarks/reader.py [.eval/reader]
 """
@@ -17,6 +18,7 @@ is trained on, so only the other sets measure it.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -25,14 +27,15 @@ from pathlib import Path
 import numpy as np
 from sets import ROOT, answers, open_indexes, question_sets
 
-from qa_service.model.train_reader import READER_FILE, pair_tokenizer
+from qa_service.model.train_reader import READER_CONSTANTS, READER_FILE, pair_tokenizer
 from qa_service.retrieval import ranking, search
 from qa_service.retrieval.evaluation import load_questions
 from qa_service.retrieval.semantic import MODEL_DIR, TOKENIZER_FILE
 
 TOP = 5
 WEIGHTS = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5)
-TRAINED_ON = ("news-a", "news-b", "news-c", "debian-docs")
+# The written sets, which reader_data.py trains on (less the one a run held out).
+WRITTEN = ("news-a", "news-b", "news-c", "debian-docs")
 
 
 def auc(positive: list[float], negative: list[float]) -> float:
@@ -76,7 +79,7 @@ def read_set(question_set, generation, session, tokenizer) -> tuple[list[dict], 
     return rows, costs
 
 
-def report(name: str, rows: list[dict], costs: list[float]) -> list[str]:
+def report(name: str, rows: list[dict], costs: list[float], trained_on: bool) -> list[str]:
     """The lines for one set."""
     answered = [r for r in rows if r["answerable"] and len(r["labels"])]
     ranked = []
@@ -95,7 +98,7 @@ def report(name: str, rows: list[dict], costs: list[float]) -> list[str]:
     separation = [f"twins AUC {auc(best, twins):.3f}"]
     if unanswerable:
         separation.insert(0, f"unanswerable AUC {auc(best, unanswerable):.3f}")
-    role = " (trained on)" if name in TRAINED_ON else ""
+    role = " (trained on)" if trained_on else ""
     return [
         f"{name}{role}: hit@1/hit@3 " + "; ".join(ranked),
         f"  {', '.join(separation)}; reader {statistics.median(costs):.1f} ms a question "
@@ -117,6 +120,7 @@ def main() -> int:
         str(args.reader / READER_FILE), options, providers=["CPUExecutionProvider"]
     )
     tokenizer = pair_tokenizer(MODEL_DIR / TOKENIZER_FILE, padding=True)
+    held_out = json.loads((args.reader / READER_CONSTANTS).read_text()).get("held_out") or ""
     sets = question_sets()
     with tempfile.TemporaryDirectory() as folder:
         generations = open_indexes(sets, Path(folder))
@@ -124,7 +128,9 @@ def main() -> int:
             rows, costs = read_set(
                 question_set, generations[question_set.corpus], session, tokenizer
             )
-            print("\n".join(report(question_set.name, rows, costs)), flush=True)
+            name = question_set.name
+            trained_on = name in WRITTEN and not (held_out and name.startswith(held_out))
+            print("\n".join(report(question_set.name, rows, costs, trained_on)), flush=True)
     return 0
 
 

@@ -253,7 +253,12 @@ def main() -> None:
     model, scale, no_answer = train(trained, held_out, args.layers, args.epochs)
     args.out.mkdir(parents=True, exist_ok=True)
     export(model, args.out)
-    constants = {"ranker_scale": scale, "no_answer": no_answer, "layers": args.layers}
+    constants = {
+        "ranker_scale": scale,
+        "no_answer": no_answer,
+        "layers": args.layers,
+        "held_out": args.held_out,
+    }
     (args.out / READER_CONSTANTS).write_text(json.dumps(constants, indent=1) + "\n")
     if args.out != MODEL_DIR:
         shutil.copyfile(MODEL_DIR / TOKENIZER_FILE, args.out / TOKENIZER_FILE)
