@@ -28,7 +28,7 @@ import numpy as np
 from sets import ROOT, answers, open_indexes, question_sets
 
 from qa_service.model.train_reader import READER_CONSTANTS, READER_FILE, pair_tokenizer
-from qa_service.retrieval import ranking, search
+from qa_service.retrieval import search
 from qa_service.retrieval.evaluation import load_questions
 from qa_service.retrieval.semantic import MODEL_DIR, TOKENIZER_FILE
 
@@ -50,10 +50,7 @@ def read_set(question_set, generation, session, tokenizer) -> tuple[list[dict], 
     rows, costs = [], []
     for question in load_questions(question_set.questions):
         analysed = search.analyse(generation, question["question"])
-        found = search.candidates(generation, analysed)
-        scores = [ranking.relevance(c.features) for c in found]
-        order = sorted(range(len(found)), key=lambda i: (-scores[i], found[i].position))[:TOP]
-        chosen = [found[i] for i in order]
+        chosen = search.rank(search.candidates(generation, analysed))[:TOP]
         logits = np.zeros(len(chosen))
         if chosen:
             started = time.perf_counter()
@@ -71,7 +68,7 @@ def read_set(question_set, generation, session, tokenizer) -> tuple[list[dict], 
         rows.append(
             {
                 "answerable": bool(question["answers"]),
-                "scores": np.array([scores[i] for i in order]),
+                "scores": np.array([c.score for c in chosen]),
                 "logits": logits,
                 "labels": labels,
             }
@@ -94,7 +91,11 @@ def report(name: str, rows: list[dict], costs: list[float], trained_on: bool) ->
         ranked.append(f"{label} {top1 / len(answered):.3f}/{top3 / len(answered):.3f}")
     best = [r["logits"].max() for r in answered]
     unanswerable = [r["logits"].max() for r in rows if not r["answerable"] and len(r["logits"])]
-    twins = [r["logits"][~r["labels"]].max() for r in answered if 0 < r["labels"].sum() < TOP]
+    twins = [
+        r["logits"][~r["labels"]].max()
+        for r in answered
+        if r["labels"].any() and not r["labels"].all()
+    ]
     separation = [f"twins AUC {auc(best, twins):.3f}"]
     if unanswerable:
         separation.insert(0, f"unanswerable AUC {auc(best, unanswerable):.3f}")

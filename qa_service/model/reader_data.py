@@ -35,13 +35,12 @@ from pathlib import Path
 from qa_service.core.passages import split_passages
 from qa_service.index import build_index, open_generation
 from qa_service.retrieval import search
+from qa_service.retrieval.evaluation import matches_gold
 
 WRITTEN = Path(__file__).parent / "training" / "written"
 STRUCTURE_PACKAGES = ("debian-policy", "developers-reference", "maint-guide")
 # Candidates a question is read against: what the reader will see at run time, and more.
 CANDIDATES = 12
-# A passage answers when it holds this share of a gold span (evaluation's "cover" rule).
-COVER = 0.5
 # Negatives per positive from the structure, and passages per section taken as positive.
 STRUCTURE_NEGATIVES = 3
 SECTION_OPENING = 2
@@ -69,12 +68,12 @@ def written_pairs(folder: Path = WRITTEN, *, only: str | None = None) -> Iterato
 
 def _question_pairs(generation, question: dict, group: str) -> Iterator[dict]:
     analysed = search.analyse(generation, question["question"])
-    found = search.candidates(generation, analysed)
-    for candidate in found:
-        candidate.score = search.ranking.relevance(candidate.features)
-    ranked = sorted(found, key=lambda c: -c.score)[:CANDIDATES]
-    gold = question["answers"]
-    labels = [any(_covers(c.passage, answer) for answer in gold) for c in ranked]
+    ranked = search.rank(search.candidates(generation, analysed))[:CANDIDATES]
+    labels = [
+        any(matches_gold(c.passage.source, c.passage.start, c.passage.end, answer)
+            for answer in question["answers"])
+        for c in ranked
+    ]  # fmt: skip
     for candidate, label in zip(ranked, labels, strict=True):
         yield _pair(
             question["question"],
@@ -83,13 +82,6 @@ def _question_pairs(generation, question: dict, group: str) -> Iterator[dict]:
             f"{group}/{question['id']}",
             score=candidate.score,
         )
-
-
-def _covers(passage, answer: dict) -> bool:
-    if passage.source != answer["source"]:
-        return False
-    overlap = min(passage.end, answer["end"]) - max(passage.start, answer["start"])
-    return overlap >= COVER * (answer["end"] - answer["start"])
 
 
 def _pair(question: str, passage: str, label: bool, group: str, score: float = 0.0) -> dict:

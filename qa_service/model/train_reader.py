@@ -132,7 +132,7 @@ def _group_loss(group: list[dict], logits, scale, no_answer):
     import torch
 
     labels = torch.tensor([float(p["label"]) for p in group])
-    scores = scale * torch.tensor([float(p.get("score", 0.0)) for p in group]) + logits
+    scores = scale * torch.tensor([float(p["score"]) for p in group]) + logits
     if group[0]["group"].startswith("structure/"):
         return -(torch.log_softmax(scores, 0) * labels).sum() / labels.sum().clamp(min=1.0)
     with_none = torch.cat([scores, no_answer.view(1)])
@@ -200,11 +200,10 @@ def _auc(model, pairs: list[dict], tokenizer) -> float:
     import torch
 
     model.eval()
+    groups = _groups(pairs)
     with torch.no_grad():
-        scores = np.concatenate(
-            [_logits(model, group, tokenizer).numpy() for group in _groups(pairs)]
-        )
-    labels = np.array([p["label"] for group in _groups(pairs) for p in group])
+        scores = np.concatenate([_logits(model, group, tokenizer).numpy() for group in groups])
+    labels = np.array([p["label"] for group in groups for p in group])
     positive, negative = scores[labels == 1], scores[labels == 0]
     return float((positive[:, None] > negative[None, :]).mean())
 

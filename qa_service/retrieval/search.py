@@ -144,9 +144,7 @@ def ask(
     analysed = analyse(generation, question)
     did_you_mean = respell(generation, question)
     found = candidates(generation, analysed, sources)
-    for candidate in found:
-        candidate.score = ranking.relevance(candidate.features)
-    ranked = _fold_copies(sorted(found, key=lambda c: (-c.score, c.position)), k)
+    ranked = _fold_copies(rank(found), k)
     answerable = ranking.answerable(
         analysed.answer_type,
         [c.features for c in found],
@@ -169,6 +167,13 @@ def ask(
         for rank, candidate in enumerate(ranked, start=1)
     ]
     return Answers(question, answerable, _elapsed_ms(started), passages, did_you_mean)
+
+
+def rank(found: list[Candidate]) -> list[Candidate]:
+    """The candidates scored by the fitted ranker, best first (ties in passage order)."""
+    for candidate in found:
+        candidate.score = ranking.relevance(candidate.features)
+    return sorted(found, key=lambda c: (-c.score, c.position))
 
 
 def _fold_copies(ranked: list[Candidate], k: int) -> list[Candidate]:
